@@ -603,7 +603,8 @@ def update_ranks(model: nn.Module, tol: float = 1e-3, relative: bool = False) ->
     if not adapters: raise ValueError("this model has no Deep LoRA adapters")
     ranks = {}
     for name, a in adapters:
-        s = torch.linalg.svdvals(a.delta_matrix().to(_compute_dtype(a.deep_lora_left.dtype)))
+        delta = a.delta_matrix()
+        s = torch.linalg.svdvals(delta.to(_compute_dtype(delta.dtype)))
         threshold = tol * s[0] if relative else tol
         ranks[name] = int((s > threshold).sum())
     return ranks

@@ -688,7 +688,7 @@ def _parse_args(argv):
     return p.parse_args(argv)
 
 def main(argv=None):
-    "Console script `deeplora_mc`."
+    "Console script `deeplora_mc`; returns the results when given `argv` (None as a console script, so the exit status is 0)."
     import json, sys
     args = _parse_args(argv)
     if args.threads: torch.set_num_threads(args.threads)
@@ -722,4 +722,4 @@ def main(argv=None):
     print(f"plot written to {args.plot}")
     if args.json:
         with open(args.json, 'w') as f: json.dump([r.summary() | {'config': r.config} for r in results], f, indent=1)
-    return results
+    return results if argv is not None else None  # a console script's return value becomes its exit status

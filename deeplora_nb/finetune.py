@@ -751,8 +751,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/finetune", help="output folder")
     return p
 
-def main(argv=None) -> dict:
-    "Console entry point `deeplora_finetune`."
+def main(argv=None) -> dict | None:
+    "Console entry point `deeplora_finetune`; returns the comparison's results when given `argv` (None as a console script)."
     args = _parser().parse_args(argv)
     if args.threads: torch.set_num_threads(args.threads)
     task = load_task(args.task, text_column=args.text_column, text_pair_column=args.text_pair_column, label_column=args.label_column)
@@ -765,7 +765,7 @@ def main(argv=None) -> dict:
     results = run_comparison(config, out_dir=args.out, task=task)
     report = write_report(results, args.out)
     print(comparison_table(results)); print(f"\nreport: {report}")
-    return results
+    return results if argv is not None else None  # a console script's return value becomes its exit status
 
 # %% ../nbs/05_finetune.ipynb #90e5209a
 EXPERIMENT_LR_GRID = (1e-4, 1e-3, 1e-2)
