@@ -771,13 +771,13 @@ def main(argv=None) -> dict | None:
 EXPERIMENT_LR_GRID = (1e-4, 1e-3, 1e-2)
 
 def experiment_base(**overrides) -> FinetuneConfig:
-    "The notebook's experiment setting: rotten_tomatoes on the offline MiniLM, trained head, rank 8, 20 steps, max length 32, 200 validation examples."
-    return FinetuneConfig(**{**dict(task="rotten_tomatoes", steps=20, max_length=32, eval_size=200, rank=8, gamma=0.01, record_ranks=True), **overrides})
+    "The notebook's experiment setting: rotten_tomatoes on the offline MiniLM, trained head, rank 8, 100 steps, max length 32, 200 validation examples."
+    return FinetuneConfig(**{**dict(task="rotten_tomatoes", steps=100, max_length=32, eval_size=200, rank=8, gamma=0.01, record_ranks=True), **overrides})
 
 def experiment_comparisons() -> dict:
     "The comparisons of the notebook's experiments (see the table above)."
     base = experiment_base()
-    fewshot = dict(base=base, methods=("lora", "deep_lora_compressed"), lr_grid=EXPERIMENT_LR_GRID, tune_seeds=1, include_shared=False)
+    fewshot = dict(base=base, methods=("lora", "deep_lora_compressed"), lr_grid=EXPERIMENT_LR_GRID, tune_seeds=2, include_shared=False)
     return dict(fewshot=ComparisonConfig(n_train=(16, 64), seeds=10, **fewshot),
                 fewshot_256=ComparisonConfig(n_train=(256,), seeds=5, **fewshot),
                 shared=ComparisonConfig(base=base, methods=("lora", "peft_lora", "deep_lora_compressed"), n_train=(16, 64), seeds=5, shared_lr=1e-4))
@@ -786,7 +786,7 @@ def experiment_plans(tuned: dict) -> dict:
     "The rank and early-progress runs, given the tuned learning rates {method: lr} of the few-shot comparison."
     base = experiment_base(n_train=16)
     rank = [replace(base, method=m, rank=r, lr=tuned[m], seed=s) for r in (2, 8, 64) for s in range(2) for m in ("lora", "deep_lora_compressed")]
-    progress = [replace(base, method=m, lr=tuned["deep_lora_compressed"], eval_every=4, seed=s)
+    progress = [replace(base, method=m, lr=tuned["deep_lora_compressed"], eval_every=10, seed=s)
                 for s in range(2) for m in ("deep_lora", "deep_lora_narrow", "deep_lora_compressed")]
     return dict(rank=rank, progress=progress)
 
