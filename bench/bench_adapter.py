@@ -5,10 +5,10 @@
 All methods adapt the same layers ("all-dense" with min_dim 384: 39 layers of MiniLM) at the same rank, with
 the classifier head frozen. Step times are measured in one process, the methods taking turns step by step
 (so a busy machine slows them alike) and summarised by the median; peak memory is measured in a fresh
-process per method (ru_maxrss on CPU, torch.cuda.max_memory_allocated on CUDA).
+process per method (the peak resident set of the timed work on CPU, torch.cuda.max_memory_allocated on CUDA).
 """
 from __future__ import annotations
-import argparse, json, os, platform, resource, statistics, subprocess, sys, time
+import argparse, json, os, platform, statistics, subprocess, sys, time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -105,6 +105,10 @@ def time_compression(args, device, batch, repeats=2):
     return out
 
 
+def _status_mb(field):
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(field)) / 1024  # kB -> MiB
+
+
 def measure_memory(method, args):
     "Run one method in this (fresh) process; print its peak memory as JSON."
     device = torch.device(args.device)
@@ -122,11 +126,12 @@ def measure_memory(method, args):
         run(); torch.cuda.synchronize()
         peak = torch.cuda.max_memory_allocated() / 2**20
         measure = "torch.cuda.max_memory_allocated"
-    else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    else:  # Linux: writing 5 to clear_refs restarts the peak-RSS mark (VmHWM) from the current RSS
+        with open("/proc/self/clear_refs", "w") as f: f.write("5")
+        base = _status_mb("VmRSS")
         run()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        measure = "ru_maxrss"
+        peak = _status_mb("VmHWM")
+        measure = "VmHWM (peak resident set) after resetting it"
     print(json.dumps(dict(method=method, base_mb=round(base, 1), peak_mb=round(peak, 1), extra_mb=round(peak - base, 1), measure=measure)))
 
 
@@ -183,7 +188,7 @@ def main():
     for m in COMPRESSION:
         lines.append(f"{m:<32}{'':>11}{compress_s[m]:>10.3f}{'':>8}{memory[m]['peak_mb']:>10.0f}{memory[m]['extra_mb']:>10.0f}"
                      f"   = {compress_s[m] / peft_step:.1f} PEFT steps")
-    lines.append(f"peak memory: {memory['peft_lora']['measure']} of a fresh process per method; extra = peak - after loading the model")
+    lines.append(f"peak memory: {memory['peft_lora']['measure']}, in a fresh process per method; extra = peak - resident before the timed work (model built)")
     text = "\n".join(lines)
     print(text)
     if args.out:

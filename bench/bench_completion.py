@@ -58,9 +58,9 @@ class DenseResidualCompressed(_SparseChain):
         for C, g in zip(self.cores, grads): C.sub_(g, alpha=self.lr)
     def loss_sum(self, state): return state[-1].square().sum() / self.scale ** 2
 
-def compressed_chain(problem, cls=_SparseChain, seed=0, compile=False):
+def compressed_chain(problem, cls=_SparseChain, seed=0, compile=False, matrix_free=False):
     s = SETTING; scale = loss_scale(problem, 'mean')
-    cf = _build_compressed(problem, s['depth'], s['rank'], s['eps'], scale, seed, matrix_free=False)
+    cf = _build_compressed(problem, s['depth'], s['rank'], s['eps'], scale, seed, matrix_free=matrix_free)
     extra = (compile,) if cls is _SparseChain else ()
     return cls(cf.left, cf.cores, cf.right, problem, scale, s['lr'], s['gamma'] * s['lr'], *extra)
 
@@ -81,7 +81,8 @@ def worker(kind, path):
     torch.set_num_threads(1)
     problem = CompletionProblem(**torch.load(path))
     base = _reset_peak()
-    model = compressed_chain(problem) if kind == 'compressed' else original_chain(problem)
+    model = {'compressed': lambda: compressed_chain(problem), 'compressed_matrix_free': lambda: compressed_chain(problem, matrix_free=True),
+             'original': lambda: original_chain(problem)}[kind]()
     setup_peak = _rss('VmHWM') - base
     base_train = _reset_peak()
     for _ in range(3): model.step(model.residual())
@@ -94,7 +95,7 @@ def measure_memory(problem):
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, 'problem.pt')
         torch.save(dict(rows=problem.rows, cols=problem.cols, values=problem.values, shape=problem.shape, truth=problem.truth), path)
-        for kind in ('compressed', 'original'):
+        for kind in ('compressed', 'compressed_matrix_free', 'original'):
             res = subprocess.run([sys.executable, __file__, '--worker', kind, path], capture_output=True, text=True, check=True)
             out[kind] = json.loads(res.stdout.strip().splitlines()[-1])
     return out
@@ -118,7 +119,7 @@ def main():
     comp = train_completion(problem, 'compressed', depth=s['depth'], eps=s['eps'], lr=s['lr'], gamma=s['gamma'], tol=s['tol'],
                             max_steps=max_steps, device='cpu', log_every=1000, progress=False, matrix_free=False)
     summary = comp.summary()
-    print(f"compressed: {comp.steps} iterations, {comp.seconds:.1f} s ({summary['ms_per_step']:.2f} ms/iteration), "
+    print(f"compressed (compile={comp.config['compile']}): {comp.steps} iterations, {comp.seconds:.1f} s ({summary['ms_per_step']:.2f} ms/iteration), "
           f"recovery error {summary['recovery_error']:.2e}, setup {comp.setup_seconds:.2f} s")
     orig, sparse, dense_res = original_chain(problem), compressed_chain(problem), compressed_chain(problem, DenseResidualCompressed)
     original_step = per_step_seconds(orig, args.original_steps)
@@ -131,7 +132,7 @@ def main():
     per_step_seconds(compiled, 1, warmup=1)  # compile outside the timing
     compiled_step = per_step_seconds(compiled, 200)
     dense_step = per_step_seconds(dense_res, 50)
-    report['convergence'] = dict(compressed=summary, compressed_ms_per_step_steady=1e3 * sparse_step,
+    report['convergence'] = dict(compressed=dict(summary, compile=comp.config['compile']), compressed_ms_per_step_steady=1e3 * sparse_step,
                                  compressed_dense_residual_ms_per_step=1e3 * dense_step,
                                  compressed_compiled_ms_per_step=1e3 * compiled_step,
                                  speedup_per_step_compiled_vs_original=original_step / compiled_step,

@@ -14,9 +14,9 @@ from .compression import CompressedFactorization, RandomOrthogonal, compress_mat
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')  # the CSR kernels used here are stable
 
 # %% auto #0
-__all__ = ['LOSSES', 'METHODS', 'CompletionProblem', 'loss_scale', 'convert_lr', 'ObservedPattern', 'completion_errors',
-           'CompletionDiverged', 'CompletionResult', 'plot_histories', 'default_lr', 'train_completion', 'soft_impute',
-           'als', 'main']
+__all__ = ['LOSSES', 'COMPILE_MIN_OBSERVED', 'METHODS', 'CompletionProblem', 'loss_scale', 'convert_lr', 'ObservedPattern',
+           'completion_errors', 'CompletionDiverged', 'CompletionResult', 'plot_histories', 'default_lr',
+           'train_completion', 'soft_impute', 'als', 'main']
 
 # %% ../nbs/03_completion.ipynb #d401e241
 def _check_int(name, value, minimum=1):
@@ -192,6 +192,7 @@ def _sample_entries(A, B, rows, cols, minus, scale: float):
     return out * scale
 
 _compiled_sample = None
+COMPILE_MIN_OBSERVED = 100_000  # compile=None compiles from this many observed entries: ~1 ms saved per step repays the ~5-20 s compile
 
 def _compiled_sampler():
     "`_sample_entries` fused by torch.compile into one pass over the entries (indices were validated when the problem was built)."
@@ -200,11 +201,20 @@ def _compiled_sampler():
         _compiled_sample = torch.compile(_sample_entries, dynamic=True, options={'assert_indirect_indexing': False})
     return _compiled_sample
 
+def _sample_compiled_or_eager(pattern, A, B, minus, scale):
+    try: return _compiled_sampler()(A, B, pattern.row_index, pattern.col_index, minus, scale)
+    except Exception as e:  # no C++ compiler, an unsupported device, ...: the eager kernel computes the same
+        warnings.warn(f"torch.compile could not build the fused gather ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                      "using the eager kernel")
+        pattern.compile = False
+        return None
+
 class ObservedPattern:
     "The observed positions of an m x n matrix in CSR order, with what the gather (`sample`) and scatter (`times`, `transpose_times`) kernels need."
-    def __init__(self, rows: Tensor, cols: Tensor, shape: tuple, compile: bool = False):
+    def __init__(self, rows: Tensor, cols: Tensor, shape: tuple, compile: bool | None = False):
         m, n = shape
-        self.shape, self.num_observed, self.compile = (m, n), rows.numel(), compile
+        self.shape, self.num_observed = (m, n), rows.numel()
+        self.compile = self.num_observed >= COMPILE_MIN_OBSERVED if compile is None else compile
         index = torch.int32 if max(m, n, self.num_observed) < 2 ** 31 - 1 else torch.int64
         dev = rows.device
         def crow(idx, size):
@@ -224,7 +234,9 @@ class ObservedPattern:
     def sample(self, A: Tensor, B: Tensor, minus: Tensor | None = None, scale: float = 1.0) -> Tensor:
         "scale * ((A @ B.T)[rows, cols] - minus) in O(|Omega| k), never forming A @ B.T: A is m x k, B is n x k."
         if minus is None: minus = torch.zeros(self.num_observed, dtype=A.dtype, device=A.device)
-        if self.compile: return _compiled_sampler()(A, B, self.row_index, self.col_index, minus, scale)
+        if self.compile:
+            out = _sample_compiled_or_eager(self, A, B, minus, scale)
+            if out is not None: return out
         return torch.sparse.sampled_addmm(self.csr(minus), A, B.T, beta=-scale, alpha=scale).values()
 
     def times(self, values: Tensor, B: Tensor) -> Tensor:
@@ -462,7 +474,7 @@ def _build_compressed(problem, depth, k, eps, scale, seed, matrix_free):
     if matrix_free:
         Q = RandomOrthogonal(m, n, generator=gen, dtype=dt, device=dev)
         x0 = eps ** depth * Q.entries(rows, cols)
-        grad = torch.sparse_coo_tensor(torch.stack([rows, cols]), scale * (x0 - problem.values), (m, n)).coalesce()
+        grad = torch.sparse_coo_tensor(torch.stack([rows, cols]), scale * (x0 - problem.values), (m, n), check_invariants=False).coalesce()
     else:  # the original network's own initialisation: same seed, same start as method='original'
         factors = scaled_orthogonal_init(m, n, min(m, n), depth, eps, generator=gen, dtype=dt)
         Q = factors[-1]
@@ -490,7 +502,7 @@ def train_completion(problem: CompletionProblem,  # the observed entries (and th
                      loss: str = 'mean',  # 'mean' (the paper's, c = 1/(mn)) or 'sum' (c = 1); lr_sum = lr_mean / (mn)
                      seed: int = 0,  # seed of the initialisation
                      matrix_free: bool | None = None,  # compressed: structured start never formed; None: above 2000 x 2000
-                     compile: bool = False,  # fuse the gather kernel with torch.compile (needs a C++ compiler on CPU)
+                     compile: bool | None = None,  # compressed, narrow: fuse the gather with torch.compile; None: from 100,000 observed entries
                     ) -> CompletionResult:
     "Complete `problem` with a depth-`depth` factorization trained by full-batch gradient descent until the train loss < `tol`."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -569,6 +581,7 @@ def _run(model, problem, method, loss, scale, lr, tol, max_steps, log_every, che
         step += 1
     bar.close()
     seconds = time.perf_counter() - start
+    config['compile'] = getattr(getattr(model, 'pattern', None), 'compile', False)  # as resolved (and after any fallback)
     if method == 'compressed':
         out = CompressedFactorization(right=model.right, cores=model.cores, left=model.left)
     else:
@@ -680,7 +693,8 @@ def _parse_args(argv):
     p.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda when available)')
     p.add_argument('--dtype', choices=['float64', 'float32'], default='float64')
     p.add_argument('--threads', type=int, default=None, help='CPU threads for torch')
-    p.add_argument('--compile', action='store_true', help='fuse the gather kernel with torch.compile')
+    p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None,
+                   help='fuse the gather kernel with torch.compile (default: from 100,000 observed entries)')
     p.add_argument('--log-every', type=int, default=100)
     p.add_argument('--plot', default='deeplora_mc.png', help='where to write the plot (PNG)')
     p.add_argument('--json', default=None, help='also write the summaries as JSON here')
