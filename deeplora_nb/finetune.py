@@ -15,14 +15,14 @@ from .adapter import (DeepLoRAConfig, apply_deep_lora, compress_deep_lora, deep_
                                  find_target_modules, save_deep_lora, load_deep_lora, update_ranks)
 
 # %% auto #0
-__all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'EXPERIMENT_LR_GRID', 'data_dir', 'offline_manifest', 'Task',
-           'parse_dataset_name', 'load_task', 'matthews_corrcoef', 'pearson', 'compute_metric', 'default_model_path',
-           'head_names', 'init_head', 'load_model', 'tiny_bert', 'encode', 'collate', 'few_shot_indices',
-           'batch_schedule', 'evaluation_examples', 'predict', 'evaluate', 'FinetuneConfig', 'adapter_config',
-           'attach_method', 'finetune', 'load_finetuned', 'paired_difference', 'ComparisonConfig', 'run_plan',
-           'best_lrs', 'summarize', 'run_comparison', 'comparison_table', 'plot_comparison', 'write_report',
-           'DeepLoRATrainer', 'ddp_worker', 'check_ddp', 'main', 'experiment_base', 'experiment_comparisons',
-           'experiment_plans', 'run_experiments']
+__all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'EXPERIMENT_LR_GRID', 'PROGRESS_SHARED_LR', 'data_dir',
+           'offline_manifest', 'Task', 'parse_dataset_name', 'load_task', 'matthews_corrcoef', 'pearson',
+           'compute_metric', 'default_model_path', 'head_names', 'init_head', 'load_model', 'tiny_bert', 'encode',
+           'collate', 'few_shot_indices', 'batch_schedule', 'evaluation_examples', 'predict', 'evaluate',
+           'FinetuneConfig', 'adapter_config', 'attach_method', 'finetune', 'load_finetuned', 'paired_difference',
+           'ComparisonConfig', 'run_plan', 'best_lrs', 'summarize', 'run_comparison', 'comparison_table',
+           'plot_comparison', 'write_report', 'DeepLoRATrainer', 'ddp_worker', 'check_ddp', 'main', 'experiment_base',
+           'experiment_comparisons', 'experiment_plans', 'run_experiments']
 
 # %% ../nbs/05_finetune.ipynb #416edd2a
 OFFLINE_TASKS = ("rotten_tomatoes", "bbc_news")
@@ -769,6 +769,7 @@ def main(argv=None) -> dict | None:
 
 # %% ../nbs/05_finetune.ipynb #90e5209a
 EXPERIMENT_LR_GRID = (1e-4, 1e-3, 1e-2)
+PROGRESS_SHARED_LR = 1e-3   # the early-progress runs also use one moderate rate, besides the compressed adapter's tuned one
 
 def experiment_base(**overrides) -> FinetuneConfig:
     "The notebook's experiment setting: rotten_tomatoes on the offline MiniLM, trained head, rank 8, 100 steps, max length 32, 200 validation examples."
@@ -786,8 +787,9 @@ def experiment_plans(tuned: dict) -> dict:
     "The rank and early-progress runs, given the tuned learning rates {method: lr} of the few-shot comparison."
     base = experiment_base(n_train=16)
     rank = [replace(base, method=m, rank=r, lr=tuned[m], seed=s) for r in (2, 8, 64) for s in range(2) for m in ("lora", "deep_lora_compressed")]
-    progress = [replace(base, method=m, lr=tuned["deep_lora_compressed"], eval_every=10, seed=s)
-                for s in range(2) for m in ("deep_lora", "deep_lora_narrow", "deep_lora_compressed")]
+    widths = ("deep_lora", "deep_lora_narrow", "deep_lora_compressed")
+    progress = [replace(base, method=m, lr=lr, eval_every=10, seed=s)
+                for lr in (tuned["deep_lora_compressed"], PROGRESS_SHARED_LR) for s in range(2) for m in widths]
     return dict(rank=rank, progress=progress)
 
 def run_experiments(results_dir, parts=("fewshot", "shared", "rank", "progress"), progress: bool = True) -> None:
