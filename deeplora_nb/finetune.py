@@ -613,6 +613,8 @@ def run_comparison(config: ComparisonConfig, out_dir=None, progress: bool = True
     return results
 
 # %% ../nbs/05_finetune.ipynb #ceb259da
+def _sd(x: float) -> str: return "n/a" if math.isnan(x) else f"{x:.3f}"   # one seed has no spread
+
 def comparison_table(results: dict) -> str:
     "Markdown table of a comparison: mean +- sd per method, and the paired difference with the reference."
     ref, lines = results["reference"], []
@@ -622,10 +624,10 @@ def comparison_table(results: dict) -> str:
         for n, entry in by_n.items():
             for m, s in entry["methods"].items():
                 d = s.get("vs_reference")
-                diff = f"{d['mean']:+.3f} +- {d['sd']:.3f}" if d else ""
+                diff = f"{d['mean']:+.3f} +- {_sd(d['sd'])}" if d else ""
                 wl = f"{d['wins']}/{d['losses']}" if d else ""
-                lines.append(f"| {n} | {m} | {s['lr']:g} | {s['mean']:.3f} +- {s['sd']:.3f} | {diff} | {wl} | {d['p_value']:.3f} |" if d else
-                             f"| {n} | {m} | {s['lr']:g} | {s['mean']:.3f} +- {s['sd']:.3f} | reference | | |")
+                lines.append(f"| {n} | {m} | {s['lr']:g} | {s['mean']:.3f} +- {_sd(s['sd'])} | {diff} | {wl} | {d['p_value']:.3f} |" if d else
+                             f"| {n} | {m} | {s['lr']:g} | {s['mean']:.3f} +- {_sd(s['sd'])} | reference | | |")
     return "\n".join(lines)
 
 def plot_comparison(results: dict, path=None):
