@@ -202,14 +202,6 @@ def _compiled_sampler():
         _compiled_sample = torch.compile(_gather_dot, dynamic=True, options={'assert_indirect_indexing': False})
     return _compiled_sample
 
-def _sample_compiled_or_eager(pattern, A, B, minus, scale):
-    try: return _compiled_sampler()(A, B, pattern.row_index, pattern.col_index, minus, scale)
-    except Exception as e:  # no C++ compiler, an unsupported device, ...: the eager kernel computes the same
-        warnings.warn(f"torch.compile could not build the fused gather ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                      "using the eager kernel")
-        pattern.compile = False
-        return None
-
 class ObservedPattern:
     "The observed positions of an m x n matrix in CSR order, with what the gather (`sample`) and scatter (`times`, `transpose_times`) kernels need."
     def __init__(self, rows: Tensor, cols: Tensor, shape: tuple, compile: bool | None = False):
@@ -236,8 +228,11 @@ class ObservedPattern:
         "scale * ((A @ B.T)[rows, cols] - minus) in O(|Omega| k), never forming A @ B.T: A is m x k, B is n x k."
         if minus is None: minus = torch.zeros(self.num_observed, dtype=A.dtype, device=A.device)
         if self.compile:
-            out = _sample_compiled_or_eager(self, A, B, minus, scale)
-            if out is not None: return out
+            try: return _compiled_sampler()(A, B, self.row_index, self.col_index, minus, scale)
+            except Exception as e:  # no C++ compiler, an unsupported device, ...: the eager kernel computes the same
+                warnings.warn(f"torch.compile could not build the fused gather ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); using the eager kernel")
+                self.compile = False
         if A.device.type == 'cpu': return _gather_dot(A, B, self.row_index, self.col_index, minus, scale)  # 1.6x the SDDMM here
         return self.sample_sddmm(A, B, minus, scale)
 
