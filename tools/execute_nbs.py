@@ -15,26 +15,16 @@ from pathlib import Path
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
 from nbdev.config import get_config
-
-
-def cell_flags(source: str) -> set:
-    "The directive words (`#| slow` -> {'slow'}, `#| eval: false` -> {'eval:false'}) of a cell."
-    flags = set()
-    for line in source.splitlines():
-        if not line.startswith('#|'): break
-        words = line[2:].split()
-        if words and words[0] == 'eval:': flags.add('eval:' + ''.join(words[1:]).lower())
-        else: flags.update(words)
-    return flags
+from nbdev.process import extract_directives
 
 
 def execute(path: Path, run_flags: set, tst_flags: set) -> float:
     "Execute one notebook in its own folder and write it back with outputs; returns the seconds it took."
     skip = tst_flags - run_flags
-    def no_eval(cell):
+    def no_eval(cell):  # nbdev_test's rule, on nbdev's own reading of the `#|` directives
         if cell.cell_type != 'code' or 'nbdev_export' + '(' in cell.source: return True
-        flags = cell_flags(cell.source)
-        return bool(flags & skip) or 'eval:false' in flags
+        directives = extract_directives(cell, remove=False)
+        return bool(skip & directives.keys()) or directives.get('eval:', [''])[0].lower() == 'false'
     nb, shell, start = read_nb(path), CaptureShell(path), time.time()
     cwd = os.getcwd()
     try:
