@@ -357,7 +357,13 @@ def compress_matrix_free_layer(grad_delta: Tensor,  # dLoss/d(dW) at init, out x
     G = grad_delta.T if transposed else grad_delta        # W_1 square in this orientation
     size = first.n
     if 2 * k > size: raise ValueError(f"k={k} is too large: the compressed width 2k={2 * k} exceeds {size}")
-    U, V = _top_singular_vectors(lambda X: rest.rmatmul(G @ X), lambda Y: G.T @ rest.matmul(Y), size, k, generator,
+    rows = (G != 0).any(1).nonzero().squeeze(1)   # an embedding's gradient from t tokens has <= t nonzero rows
+    if 2 * len(rows) < G.shape[0]:
+        G_rows = G[rows]
+        def G_times(X): return X.new_zeros(G.shape[0], X.shape[1]).index_copy_(0, rows, G_rows @ X)
+        def G_t_times(Y): return G_rows.T @ Y[rows]
+    else: G_times, G_t_times = G.__matmul__, G.T.__matmul__
+    U, V = _top_singular_vectors(lambda X: rest.rmatmul(G_times(X)), lambda Y: G_t_times(rest.matmul(Y)), size, k, generator,
                                  G.dtype, G.device, niter, oversample)
     right = _orthonormal(V, first.rmatmul(U))
     left = rest.matmul(first.matmul(right))
