@@ -86,19 +86,27 @@ class DeepLoRAConfig:
 
     def __post_init__(self):
         if self.variant not in VARIANTS: raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
-        if not _is_int(self.rank) or self.rank < 1: raise ValueError(f"rank must be a positive integer, got {self.rank!r}")
+        if not _is_int(self.rank) or self.rank < 1:
+            raise ValueError(f"rank must be a positive integer, got {self.rank!r}")
         if self.variant == "compressed" and self.rank % 2:
             raise ValueError(f"the compressed variant needs an even rank (2k, k = rank/2), got rank={self.rank}")
         if self.depth is None: self.depth = 2 if self.variant == "vanilla" else 3
-        if not _is_int(self.depth) or self.depth < 2: raise ValueError(f"depth must be an integer >= 2, got {self.depth!r}")
+        if not _is_int(self.depth) or self.depth < 2:
+            raise ValueError(f"depth must be an integer >= 2, got {self.depth!r}")
         if self.variant == "vanilla" and self.depth != 2:
             raise ValueError(f"the vanilla variant is LoRA's depth-2 factorization, got depth={self.depth}")
-        if not (_is_number(self.eps) and self.eps > 0): raise ValueError(f"eps must be a finite positive number, got {self.eps!r}")
-        if not (_is_number(self.gamma) and self.gamma >= 0): raise ValueError(f"gamma must be a finite number >= 0, got {self.gamma!r}")
-        if self.full_width not in ("min", "max"): raise ValueError(f"full_width must be 'min' or 'max', got {self.full_width!r}")
-        if not _is_int(self.min_dim) or self.min_dim < 1: raise ValueError(f"min_dim must be a positive integer, got {self.min_dim!r}")
-        if not (_is_number(self.dropout) and 0 <= self.dropout < 1): raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.seed is not None and not _is_int(self.seed): raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
+        if not (_is_number(self.eps) and self.eps > 0):
+            raise ValueError(f"eps must be a finite positive number, got {self.eps!r}")
+        if not (_is_number(self.gamma) and self.gamma >= 0):
+            raise ValueError(f"gamma must be a finite number >= 0, got {self.gamma!r}")
+        if self.full_width not in ("min", "max"):
+            raise ValueError(f"full_width must be 'min' or 'max', got {self.full_width!r}")
+        if not _is_int(self.min_dim) or self.min_dim < 1:
+            raise ValueError(f"min_dim must be a positive integer, got {self.min_dim!r}")
+        if not (_is_number(self.dropout) and 0 <= self.dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.seed is not None and not _is_int(self.seed):
+            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
         if isinstance(self.target_modules, (list, tuple)):
             if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
                 raise ValueError(f"target_modules must be a non-empty list of names, got {self.target_modules!r}")
@@ -133,7 +141,8 @@ class DeepLoRAConfig:
     @classmethod
     def from_dict(cls, d: Mapping) -> DeepLoRAConfig:
         "The config saved by `to_dict`; unknown keys are an error."
-        if not isinstance(d, Mapping): raise ValueError(f"a DeepLoRAConfig is stored as a JSON object, got {type(d).__name__}")
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a DeepLoRAConfig is stored as a JSON object, got {type(d).__name__}")
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise ValueError(f"unknown DeepLoRAConfig fields {sorted(unknown)}")
         return cls(**d)
@@ -191,7 +200,8 @@ class DeepLoRA(nn.Module):
         if source._source is not None: source = source._source[0]
         if self.base_layer.weight is not source.base_layer.weight:
             raise ValueError("shares_from must be an adapter on a layer with the same weight tensor")
-        if self.adapter_config != source.adapter_config: raise ValueError("an adapter sharing parameters must have the same config")
+        if self.adapter_config != source.adapter_config:
+            raise ValueError("an adapter sharing parameters must have the same config")
         transposed = self.layer_type.weight_transposed != source.layer_type.weight_transposed
         expected = (source.in_features, source.out_features) if transposed else (source.out_features, source.in_features)
         if (self.out_features, self.in_features) != expected:
@@ -300,7 +310,8 @@ class DeepLoRA(nn.Module):
         if self.variant != "compressed" or self._source is not None:
             raise ValueError(f"compress_from_gradient needs a compressed DeepLoRA adapter that owns its parameters, got {self!r}")
         m, n = self.out_features, self.in_features
-        if tuple(grad_delta.shape) != (m, n): raise ValueError(f"grad_delta has shape {tuple(grad_delta.shape)}, the update is {m} x {n}")
+        if tuple(grad_delta.shape) != (m, n):
+            raise ValueError(f"grad_delta has shape {tuple(grad_delta.shape)}, the update is {m} x {n}")
         if not torch.isfinite(grad_delta).all(): raise ValueError("grad_delta contains non-finite values (nan or inf)")
         dtype, device = _compute_dtype(self.deep_lora_left.dtype), self.deep_lora_left.device
         first, rest, transposed = compression_frames(m, n, self.full_width_size, generator=generator, dtype=dtype, device=device)
@@ -384,7 +395,8 @@ def _resolve_modules_to_save(model: nn.Module, entries: list | None) -> list[str
     found = []
     for entry in entries or []:
         matched = [n for n in names if _matches(n, entry)]
-        if not matched: raise ValueError(f"modules_to_save entry {entry!r} matches no module{_near_matches(entry, names)}")
+        if not matched:
+            raise ValueError(f"modules_to_save entry {entry!r} matches no module{_near_matches(entry, names)}")
         found += matched
     # keep the outermost modules only: their parameters include the nested ones
     return [n for n in dict.fromkeys(found) if not any(n.startswith(f + ".") for f in found)]
@@ -403,7 +415,8 @@ def _select(model, config, supported, all_names):
         chosen = set()
         for entry in targets:
             found = [(n, m) for n, m in model.named_modules() if n and _matches(n, entry)]
-            if not found: raise ValueError(f"target module {entry!r} matches no module{_near_matches(entry, all_names)}")
+            if not found:
+                raise ValueError(f"target module {entry!r} matches no module{_near_matches(entry, all_names)}")
             for n, m in found:
                 if not isinstance(m, SUPPORTED_LAYERS):
                     raise TypeError(f"target {entry!r} matches {n!r}, a {type(m).__name__}: unsupported module type; "
@@ -423,15 +436,19 @@ def _select(model, config, supported, all_names):
         chosen = [n for n, m in supported if not isinstance(m, nn.Embedding) and _IN_BLOCK.search(f".{n}.")]
     else:
         try: pattern = re.compile(targets)
-        except re.error as e: raise ValueError(f"target_modules {targets!r} is neither a preset {PRESETS} nor a valid regex: {e}") from None
+        except re.error as e:
+            raise ValueError(f"target_modules {targets!r} is neither a preset {PRESETS} nor a valid regex: {e}") from None
         chosen = [n for n, _ in supported if pattern.fullmatch(n)]
-        if not chosen: raise ValueError(f"target_modules regex {targets!r} matches no supported layer{_near_matches(targets, [n for n, _ in supported])}")
-    if not chosen: raise ValueError(f"preset {targets!r} matches no layer in this {type(model).__name__}; pass names or a regex")
+        if not chosen:
+            raise ValueError(f"target_modules regex {targets!r} matches no supported layer{_near_matches(targets, [n for n, _ in supported])}")
+    if not chosen:
+        raise ValueError(f"preset {targets!r} matches no layer in this {type(model).__name__}; pass names or a regex")
     return chosen
 
 def find_target_modules(model: nn.Module, config: DeepLoRAConfig) -> list[str]:
     "Names of the layers `config` adapts in `model`, in module order: the selected ones plus the layers tied to them."
-    if not isinstance(config, DeepLoRAConfig): raise TypeError(f"config must be a DeepLoRAConfig, got {type(config).__name__}")
+    if not isinstance(config, DeepLoRAConfig):
+        raise TypeError(f"config must be a DeepLoRAConfig, got {type(config).__name__}")
     saved = _resolve_modules_to_save(model, config.modules_to_save)
     def kept(name): return not any(name == s or name.startswith(s + ".") for s in saved)
     all_names = [n for n, _ in model.named_modules() if n]
@@ -439,7 +456,8 @@ def find_target_modules(model: nn.Module, config: DeepLoRAConfig) -> list[str]:
     chosen = set(_select(model, config, supported, all_names))
     for group in tied_groups(model, list(chosen)):
         inside = [n for n in group if not kept(n)]
-        if inside: raise ValueError(f"{inside[0]!r} is in modules_to_save but shares its weight with the adapted layers "
+        if inside:
+            raise ValueError(f"{inside[0]!r} is in modules_to_save but shares its weight with the adapted layers "
                                     f"{[n for n in group if kept(n)]}: adapt them all or save them all")
         chosen |= set(group)
     return [n for n, _ in supported if n in chosen]
@@ -469,7 +487,8 @@ def _layer_generator(seed: int | None, name: str, device) -> torch.Generator | N
 def _save_pretrained_adapter(self: nn.Module, save_directory, is_main_process: bool = True, state_dict=None,
                              push_to_hub: bool = False, **kwargs) -> None:
     "save_pretrained of a Deep LoRA model: the adapter (and modules_to_save) only, with save_deep_lora; load it with load_deep_lora."
-    if push_to_hub: raise NotImplementedError("push_to_hub is not supported for Deep LoRA adapters: save, then upload the directory")
+    if push_to_hub:
+        raise NotImplementedError("push_to_hub is not supported for Deep LoRA adapters: save, then upload the directory")
     if is_main_process: save_deep_lora(self, save_directory)
 
 def _inject(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> nn.Module:
@@ -506,7 +525,8 @@ def _inject(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> nn.Mo
 def apply_deep_lora(model: nn.Module, config: DeepLoRAConfig) -> nn.Module:
     "Put Deep LoRA adapters into `model` in place (freezing everything else but `config.modules_to_save`); return it."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(config, DeepLoRAConfig): raise TypeError(f"config must be a DeepLoRAConfig, got {type(config).__name__}")
+    if not isinstance(config, DeepLoRAConfig):
+        raise TypeError(f"config must be a DeepLoRAConfig, got {type(config).__name__}")
     existing = deep_lora_modules(model)
     if existing:
         raise ValueError(f"this model already has {len(existing)} Deep LoRA adapters (e.g. {existing[0][0]!r}); "
@@ -539,7 +559,8 @@ def deep_lora_param_groups(model: nn.Module, lr: float, gamma: float | None = No
     if not adapters: raise ValueError("this model has no Deep LoRA adapters; call apply_deep_lora first")
     if gamma is None: gamma = getattr(model, "deep_lora_config", DeepLoRAConfig()).gamma
     for name, value in (("lr", lr), ("gamma", gamma), ("weight_decay", weight_decay)):
-        if not (_is_number(value) and value >= 0): raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not (_is_number(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     cores = [p for _, a in adapters for p in a.core_parameters()]
     outer = [p for _, a in adapters for p in a.outer_parameters()]
     for p in cores: p.requires_grad_(True)
@@ -562,7 +583,8 @@ class _GradientCapture:
     def record(self, layer: DeepLoRA, x: Tensor, result: Tensor) -> Tensor:
         "In the forward: the output, with a hook that adds this use's g^T x to G in the backward."
         if not torch.is_grad_enabled(): return result   # the no-grad first pass of re-entrant checkpointing
-        if self.done: raise RuntimeError(f"{self.name}: used again after its gradient was complete (a forward re-run inside "
+        if self.done:
+            raise RuntimeError(f"{self.name}: used again after its gradient was complete (a forward re-run inside "
                                          "the backward pass?): call compress_deep_lora with early=False")
         out = result + result.new_zeros((), requires_grad=True)
         inputs, transposed = x.detach(), layer._source is not None and layer._source[1]
@@ -574,9 +596,12 @@ class _GradientCapture:
         out.register_hook(hook)
         return out
 
+    def _zeros(self) -> Tensor:
+        return torch.zeros(self.owner.out_features, self.owner.in_features, dtype=self.dtype, device=self.device)
+
     def add(self, layer: DeepLoRA, x: Tensor, g: Tensor, transposed: bool) -> None:
         m, n = layer.out_features, layer.in_features
-        if self.G is None: self.G = torch.zeros(self.owner.out_features, self.owner.in_features, dtype=self.dtype, device=self.device)
+        if self.G is None: self.G = self._zeros()
         g = g.reshape(-1, m).to(self.dtype)
         if layer.layer_type.takes_ids:
             ids = x.reshape(-1).to(self.device)
@@ -589,7 +614,7 @@ class _GradientCapture:
 
     def complete(self) -> None:
         if self.done: return
-        G = self.G if self.G is not None else torch.zeros(self.owner.out_features, self.owner.in_features, dtype=self.dtype, device=self.device)
+        G = self.G if self.G is not None else self._zeros()
         self.G, self.done = None, True
         self.finish(self, G)
 
@@ -604,12 +629,15 @@ def _to_device(batch, device):
 
 def _loss_on_batch(model: nn.Module, batch, loss_fn: Callable | None) -> Tensor:
     batch = _to_device(batch, _model_device(model))
-    outputs = model(**batch) if isinstance(batch, Mapping) else model(*batch) if isinstance(batch, (list, tuple)) else model(batch)
+    if isinstance(batch, Mapping): outputs = model(**batch)
+    else: outputs = model(*batch) if isinstance(batch, (list, tuple)) else model(batch)
     if loss_fn is not None: loss = loss_fn(outputs, batch)
     else:
         loss = outputs.get("loss") if isinstance(outputs, Mapping) else getattr(outputs, "loss", None)
-        if loss is None: raise ValueError("the model returned no loss: put labels in the batch or pass loss_fn(outputs, batch)")
-    if not isinstance(loss, Tensor) or loss.numel() != 1: raise ValueError(f"the loss must be a scalar tensor, got {loss!r:.80}")
+        if loss is None:
+            raise ValueError("the model returned no loss: put labels in the batch or pass loss_fn(outputs, batch)")
+    if not isinstance(loss, Tensor) or loss.numel() != 1:
+        raise ValueError(f"the loss must be a scalar tensor, got {loss!r:.80}")
     if not torch.isfinite(loss): raise ValueError(f"the loss on this batch is not finite ({loss.item()})")
     return loss.reshape(())
 
@@ -620,7 +648,8 @@ def _check_batch(batch):
 
 def _compressed_owners(model):
     adapters = [(n, a) for n, a in _owners(model) if a.variant == "compressed"]
-    if not adapters: raise ValueError("this model has no compressed Deep LoRA adapters; apply_deep_lora with variant='compressed' first")
+    if not adapters:
+        raise ValueError("this model has no compressed Deep LoRA adapters; apply_deep_lora with variant='compressed' first")
     return adapters
 
 def _backward_only(model: nn.Module, batch, loss_fn) -> None:
@@ -684,7 +713,8 @@ def compress_deep_lora_reference(model: nn.Module, batch, loss_fn: Callable | No
     for _, a in deep_lora_modules(model):
         owner = a.shares_from or a
         if id(owner) not in wide: continue
-        w = wide[id(owner)][2] if a is owner else DeepLoRA(a.base_layer, wide[id(owner)][2].adapter_config, shares_from=wide[id(owner)][2])
+        owner_wide = wide[id(owner)][2]
+        w = owner_wide if a is owner else DeepLoRA(a.base_layer, owner_wide.adapter_config, shares_from=owner_wide)
         _replace_module(model, a, w); replaced.append((a, w))
     try:
         flags, was_training = [(p, p.requires_grad) for p in model.parameters()], model.training
@@ -718,7 +748,8 @@ def merge_deep_lora(model: nn.Module, unload: bool = True) -> nn.Module:
 def unmerge_deep_lora(model: nn.Module) -> nn.Module:
     "Take the merged updates out of the weights again (the inverse of `merge_deep_lora(model, unload=False)`)."
     adapters = _owners(model)
-    if not adapters: raise ValueError("this model has no Deep LoRA adapters (merge_deep_lora with unload=True removes them for good)")
+    if not adapters:
+        raise ValueError("this model has no Deep LoRA adapters (merge_deep_lora with unload=True removes them for good)")
     merged = [a for _, a in adapters if a.merged]
     if not merged: warnings.warn("no Deep LoRA adapter of this model is merged; nothing to do")
     for a in merged: a.unmerge()
@@ -845,7 +876,8 @@ def save_deep_lora(model: nn.Module, path) -> Path:
                 base_model_name_or_path=getattr(model, "name_or_path", None) or None)
     path.mkdir(parents=True, exist_ok=True)
     _clean_staging(path, keep=previous.get("weights") if previous else None)
-    staging, staging_config, committed = path / f".{weights}.partial", path / f".{ADAPTER_CONFIG_NAME}.{save_id[:16]}.partial", False
+    staging, staging_config = path / f".{weights}.partial", path / f".{ADAPTER_CONFIG_NAME}.{save_id[:16]}.partial"
+    committed = False
     try:
         _write_flushed(staging, tensors_to_bytes(state, metadata=dict(format="pt", save_id=save_id)))
         os.replace(staging, path / weights)
@@ -870,17 +902,21 @@ def _check_fields(where: str, d: dict, spec: dict) -> None:
         value = d[key]
         ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
         if kind is float: ok = _is_number(value)
-        if not ok: raise ValueError(f"{where}: field {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r:.60}")
+        if not ok:
+            raise ValueError(f"{where}: field {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r:.60}")
 
 def _read_meta(path: Path) -> dict:
     if not path.is_dir(): raise FileNotFoundError(f"no saved Deep LoRA adapter at {path}: directory not found")
     file = path / ADAPTER_CONFIG_NAME
-    if not file.is_file(): raise FileNotFoundError(f"missing {ADAPTER_CONFIG_NAME} in {path}: not a saved Deep LoRA adapter")
+    if not file.is_file():
+        raise FileNotFoundError(f"missing {ADAPTER_CONFIG_NAME} in {path}: not a saved Deep LoRA adapter")
     try: meta = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ValueError(f"{file} is corrupt (not valid JSON): {e}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{file} is corrupt (not valid JSON): {e}") from None
     if isinstance(meta, dict) and "peft_type" in meta:
         raise ValueError(f"{path} holds a PEFT adapter ({meta['peft_type']}): load it with peft.PeftModel.from_pretrained")
-    if not isinstance(meta, dict) or meta.get("format") != "deeplora_nb": raise ValueError(f"{file} is not a deeplora_nb adapter config")
+    if not isinstance(meta, dict) or meta.get("format") != "deeplora_nb":
+        raise ValueError(f"{file} is not a deeplora_nb adapter config")
     version = meta.get("format_version", 1)
     if version not in (1, FORMAT_VERSION):
         raise ValueError(f"{file} is in adapter format version {version!r}; this deeplora_nb reads versions 1 and {FORMAT_VERSION}: "
@@ -892,7 +928,8 @@ def _read_tensors(file: Path, save_id) -> dict[str, Tensor]:
         state = load_file(file)
         with safe_open(file, framework="pt") as f: file_meta = f.metadata() or {}
     except Exception as e: raise ValueError(f"{file} is corrupt or truncated: {e}") from None
-    if file_meta.get("save_id") != save_id: raise ValueError(f"{file.name} and {ADAPTER_CONFIG_NAME} in {file.parent} come from different saves")
+    if file_meta.get("save_id") != save_id:
+        raise ValueError(f"{file.name} and {ADAPTER_CONFIG_NAME} in {file.parent} come from different saves")
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad: raise ValueError(f"{file} has non-finite values (nan or inf) in {bad[:3]}")
     return state
@@ -900,11 +937,13 @@ def _read_tensors(file: Path, save_id) -> dict[str, Tensor]:
 def _format1(path: Path, meta: dict) -> tuple[dict, dict]:
     "A format-1 adapter as format 2: factor lists become (right, cores, left), per-layer entries completed."
     file = path / _V1_WEIGHTS_NAME
-    if not file.is_file(): raise FileNotFoundError(f"missing {_V1_WEIGHTS_NAME} in {path}: not a complete Deep LoRA adapter (format 1)")
+    if not file.is_file():
+        raise FileNotFoundError(f"missing {_V1_WEIGHTS_NAME} in {path}: not a complete Deep LoRA adapter (format 1)")
     state = _read_tensors(file, meta.get("save_id"))
     layers, converted = {}, dict(state)
     for name, info in meta.get("layers", {}).items():
-        if not isinstance(info, dict): raise ValueError(f"{ADAPTER_CONFIG_NAME} (format 1), layer {name!r}: not a JSON object")
+        if not isinstance(info, dict):
+            raise ValueError(f"{ADAPTER_CONFIG_NAME} (format 1), layer {name!r}: not a JSON object")
         factors = sorted((k for k in state if k.startswith(f"{name}.deep_lora_factors.")), key=lambda k: int(k.rsplit(".", 1)[1]))
         if factors:
             tensors = [converted.pop(k) for k in factors]
@@ -929,22 +968,27 @@ def read_deep_lora(path) -> tuple[dict, DeepLoRAConfig, dict[str, Tensor]]:
     else:
         _check_fields(f"{path / ADAPTER_CONFIG_NAME}", meta, _META_FIELDS)
         file = path / meta["weights"]
-        if not _WEIGHTS_NAME.fullmatch(meta["weights"]): raise ValueError(f"{ADAPTER_CONFIG_NAME}: bad tensor file name {meta['weights']!r}")
-        if not file.is_file(): raise FileNotFoundError(f"missing {meta['weights']} in {path}: not a complete Deep LoRA adapter")
+        if not _WEIGHTS_NAME.fullmatch(meta["weights"]):
+            raise ValueError(f"{ADAPTER_CONFIG_NAME}: bad tensor file name {meta['weights']!r}")
+        if not file.is_file():
+            raise FileNotFoundError(f"missing {meta['weights']} in {path}: not a complete Deep LoRA adapter")
         if file.stat().st_size != meta["num_bytes"] or _sha256(file) != meta["sha256"]:
             raise ValueError(f"{file} does not match the checksum in {ADAPTER_CONFIG_NAME}: the file is corrupt or was changed")
         state = _read_tensors(file, meta["save_id"])
     try: config = DeepLoRAConfig.from_dict(meta.get("config") or {})
     except (ValueError, TypeError) as e: raise ValueError(f"{ADAPTER_CONFIG_NAME}: invalid config: {e}") from None
     modules_to_save = meta.get("modules_to_save") or []
-    if not all(isinstance(s, str) for s in modules_to_save): raise ValueError(f"{ADAPTER_CONFIG_NAME}: modules_to_save must be names")
+    if not all(isinstance(s, str) for s in modules_to_save):
+        raise ValueError(f"{ADAPTER_CONFIG_NAME}: modules_to_save must be names")
     config = replace(config, modules_to_save=modules_to_save or None)
-    if not isinstance(meta.get("layers"), dict) or not meta["layers"]: raise ValueError(f"{ADAPTER_CONFIG_NAME}: no layers")
+    if not isinstance(meta.get("layers"), dict) or not meta["layers"]:
+        raise ValueError(f"{ADAPTER_CONFIG_NAME}: no layers")
     expected = {}
     for name, info in meta["layers"].items():
         where = f"{ADAPTER_CONFIG_NAME}, layer {name!r}"
         _check_fields(where, info, _LAYER_FIELDS)
-        if len(info["shape"]) != 2 or not all(_is_int(s) and s > 0 for s in info["shape"]): raise ValueError(f"{where}: bad shape {info['shape']}")
+        if len(info["shape"]) != 2 or not all(_is_int(s) and s > 0 for s in info["shape"]):
+            raise ValueError(f"{where}: bad shape {info['shape']}")
         for key in ("variant", "rank", "depth", "eps", "full_width"):
             if info[key] != getattr(config, key):
                 raise ValueError(f"{where}: {key}={info[key]!r} disagrees with the adapter's config ({key}={getattr(config, key)!r})")
@@ -970,7 +1014,8 @@ def _check_model(model: nn.Module, meta: dict, state: dict) -> None:
     "Raise unless `model` has every saved layer (type, shape, tied weights) and modules_to_save parameters of the saved shapes."
     modules, kind = dict(model.named_modules()), type(model).__name__
     for name, info in meta["layers"].items():
-        if name not in modules: raise ValueError(f"the adapter has a layer {name!r} that this {kind} lacks{_near_matches(name, list(modules))}")
+        if name not in modules:
+            raise ValueError(f"the adapter has a layer {name!r} that this {kind} lacks{_near_matches(name, list(modules))}")
         layer = modules[name]
         layer = layer.base_layer if isinstance(layer, DeepLoRA) else layer
         if type(layer).__name__ != info["type"] or list(layer_shape(layer)) != info["shape"]:
@@ -1029,7 +1074,8 @@ def load_deep_lora(base_model: nn.Module, path) -> nn.Module:
 
 def restore_deep_lora(model: nn.Module, path) -> nn.Module:
     "Overwrite the adapter values of `model` (adapted with the same config and layers) with those saved at `path`: resuming a checkpoint."
-    if not deep_lora_modules(model): raise ValueError("this model has no Deep LoRA adapters; use load_deep_lora for a fresh model")
+    if not deep_lora_modules(model):
+        raise ValueError("this model has no Deep LoRA adapters; use load_deep_lora for a fresh model")
     meta, config, state = read_deep_lora(path)
     current = _layer_entries(model)
     mine = {n: {k: v for k, v in e.items() if k != "compressed_from_gradient"} for n, e in current.items()}
@@ -1057,12 +1103,15 @@ def export_peft_lora(model: nn.Module, path,
                      ) -> dict[str, dict]:
     "Write the adapters of `model` as a PEFT LoRA adapter that `peft.PeftModel.from_pretrained(base, path)` loads; return the per-layer report."
     try: from peft import LoraConfig
-    except ImportError: raise ImportError("export_peft_lora writes a PEFT adapter and needs peft: pip install peft") from None
+    except ImportError:
+        raise ImportError("export_peft_lora writes a PEFT adapter and needs peft: pip install peft") from None
     adapters = deep_lora_modules(model)
     if not adapters: raise ValueError("this model has no Deep LoRA adapters to export")
-    if rank is not None and (not _is_int(rank) or rank < 1): raise ValueError(f"rank must be a positive integer or None, got {rank!r}")
+    if rank is not None and (not _is_int(rank) or rank < 1):
+        raise ValueError(f"rank must be a positive integer or None, got {rank!r}")
     if not (_is_number(tol) and tol >= 0): raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
-    if any((a.shares_from or a).merged for _, a in adapters): raise ValueError("the adapters are merged: unmerge_deep_lora(model) first")
+    if any((a.shares_from or a).merged for _, a in adapters):
+        raise ValueError("the adapters are merged: unmerge_deep_lora(model) first")
     path = Path(path)
     if path.exists() and (not path.is_dir() or any(path.iterdir())):
         raise FileExistsError(f"{path} exists and is not an empty directory: export into a new one")
@@ -1071,7 +1120,8 @@ def export_peft_lora(model: nn.Module, path,
         U, s, V = _thin_svd(a)
         keep = int((s > tol).sum()) if rank is None else min(int((s > tol).sum()), rank)
         norm = s.norm()
-        report[name] = dict(rank=keep, width=a.width, norm=float(norm), largest_dropped=float(s[keep:].max()) if keep < len(s) else 0.0,
+        report[name] = dict(rank=keep, width=a.width, norm=float(norm),
+                            largest_dropped=float(s[keep:].max()) if keep < len(s) else 0.0,
                             relative_error=float(s[keep:].norm() / norm) if norm > 0 else 0.0)
         if keep == 0: continue
         root, dtype = s[:keep].sqrt(), (a.shares_from or a).deep_lora_left.dtype
