@@ -1159,7 +1159,8 @@ class DeepLoRACheckpointMixin:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save: return
         save_deep_lora(model, output_dir)
-        if self.processing_class is not None: self.processing_class.save_pretrained(output_dir)
+        processor = getattr(self, "processing_class", None) or getattr(self, "tokenizer", None)   # older transformers: tokenizer
+        if processor is not None: processor.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None):
