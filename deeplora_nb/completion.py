@@ -404,8 +404,7 @@ _FUSED_SOURCE = r"""
 // slice that the thread it waits for needs. (OpenMP's own barrier spins far longer: 5-30x slower steps under load.)
 struct Barrier {
   std::atomic<int> count{0}, phase{0};
-  int threads;
-  explicit Barrier(int t) : threads(t) {}
+  int threads = 1;
   void wait() {
     const int p = phase.load(std::memory_order_acquire);
     if (count.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
@@ -421,6 +420,7 @@ struct Barrier {
 #include <omp.h>
 #else
 static int omp_get_thread_num() { return 0; }
+static int omp_get_num_threads() { return 1; }
 #endif
 
 template <typename T>  // out = op(a) @ op(b) for w x w row-major matrices
@@ -441,28 +441,31 @@ static void set_identity(T* a, int64_t w) {
 
 // Up to max_steps steps. losses[s] = train loss (0.5 scale sum r^2) of the state before step s. Stops without
 // stepping at a state whose loss is < tol (*status = 1) or not finite or > blowup (*status = 2); returns the steps taken.
+// The rows are cut into `parts` blocks of about equal entries, each with its own partial sums, added in block order:
+// any number of threads (each takes every threads-th block) gives bit-for-bit the same steps.
 // WIDTH > 0 is the width as a compile-time constant (unrolled, vectorised inner loops); WIDTH = 0 handles any width.
 template <typename T, int WIDTH>
 static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* crow, const int32_t* col, const T* y,
                    T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps,
-                   double tol, double blowup, double* losses, int64_t* status, int threads) {
+                   double tol, double blowup, double* losses, int64_t* status, int parts, int threads) {
 #ifndef _OPENMP
   threads = 1;
 #endif
+  threads = std::max(1, std::min(threads, parts));
   const int64_t w = WIDTH ? WIDTH : w_, ww = w * w, nnz = crow[m];
   const bool outer = lr_outer != 0;  // gamma = 0: the outer factors are frozen, G^T A is not needed
-  std::vector<T> GR(m * w), scatter(outer ? (size_t)threads * n * w : 0, T(0)), part_K((size_t)threads * ww);
-  std::vector<double> part_loss(threads * 8);  // 8 apart: no two threads write one cache line
-  std::vector<int64_t> row_bounds(threads + 1), col_bounds(threads + 1);
-  for (int t = 0; t <= threads; t++) {  // each thread: rows holding about nnz / threads entries, n / threads columns
-    row_bounds[t] = t == threads ? m : std::lower_bound(crow, crow + m, nnz * t / threads) - crow;
-    col_bounds[t] = n * t / threads;
-  }
+  std::vector<T> GR(m * w), scatter(outer ? (size_t)parts * n * w : 0, T(0)), part_K((size_t)parts * ww);
+  std::vector<double> part_loss(parts * 8);  // 8 apart: no two threads write one cache line
+  std::vector<int64_t> row_bounds(parts + 1);
+  for (int p = 0; p <= parts; p++)  // block p: rows holding about nnz / parts entries
+    row_bounds[p] = p == parts ? m : std::lower_bound(crow, crow + m, nnz * p / parts) - crow;
   int64_t taken = max_steps;
   *status = 0;
-  Barrier barrier(threads);
+  Barrier barrier;
   #pragma omp parallel num_threads(threads)
   {
+    #pragma omp single
+    barrier.threads = threads = omp_get_num_threads();  // the team OpenMP gave, which may be smaller than asked
     const int t = omp_get_thread_num();
     // Each thread keeps its own copy of the tiny cores and their products: no thread waits for another to make them.
     std::vector<T> C(cores, cores + L * ww), below((L + 1) * ww), above((L + 1) * ww), K(ww), tmp(ww), grads(L * ww + 1);
@@ -470,8 +473,6 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
     T a_fixed[WIDTH ? WIDTH : 1], gr_fixed[WIDTH ? WIDTH : 1];
     T* __restrict a = WIDTH ? a_fixed : a_heap.data();     // row i of A = left @ M
     T* __restrict gr = WIDTH ? gr_fixed : gr_heap.data();  // row i of G @ right
-    T* __restrict my_scatter = outer ? scatter.data() + (size_t)t * n * w : nullptr;  // this thread's part of G^T A
-    T* __restrict my_K = part_K.data() + (size_t)t * ww;                             // this thread's part of left^T G right
     for (int64_t s = 0; s < max_steps; s++) {
       // below[i] = C[i-1] ... C[0] (below[0] = I, below[L] = M); above[i] = C[L-1] ... C[i+1] (above[L-1] = I)
       set_identity(below.data(), w);
@@ -479,9 +480,12 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
       if (L > 0) set_identity(above.data() + (L - 1) * ww, w);
       for (int64_t i = L - 2; i >= 0; i--) matmul(above.data() + (i + 1) * ww, C.data() + (i + 1) * ww, above.data() + i * ww, w);
       const T* __restrict M = below.data() + L * ww;
+      for (int p = t; p < parts; p += threads) {
+      T* __restrict my_scatter = outer ? scatter.data() + (size_t)p * n * w : nullptr;  // block p's part of G^T A
+      T* __restrict my_K = part_K.data() + (size_t)p * ww;                             // and of left^T G right
       double loss = 0;
       std::fill(my_K, my_K + ww, T(0));
-      for (int64_t i = row_bounds[t]; i < row_bounds[t + 1]; i++) {
+      for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++) {
         const T* __restrict li = left + i * w;
         for (int64_t c = 0; c < w; c++) {
           T v = 0;
@@ -502,10 +506,11 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
         std::memcpy(GR.data() + i * w, gr, w * sizeof(T));
         for (int64_t k = 0; k < w; k++) { const T lk = li[k]; for (int64_t c = 0; c < w; c++) my_K[k * w + c] += lk * gr[c]; }
       }
-      part_loss[t * 8] = loss;
+      part_loss[p * 8] = loss;
+      }
       barrier.wait();
       double total = 0;  // every thread adds the same numbers in the same order, so all take the same decision
-      for (int q = 0; q < threads; q++) total += part_loss[q * 8];
+      for (int q = 0; q < parts; q++) total += part_loss[q * 8];
       total *= 0.5 * scale;
       const int stop = !(std::isfinite(total) && total <= blowup) ? 2 : total < tol ? 1 : 0;
       if (t == 0) losses[s] = total;
@@ -514,14 +519,15 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
         break;
       }
       std::fill(K.begin(), K.end(), T(0));
-      for (int q = 0; q < threads; q++) for (int64_t c = 0; c < ww; c++) K[c] += part_K[(size_t)q * ww + c];
+      for (int q = 0; q < parts; q++) for (int64_t c = 0; c < ww; c++) K[c] += part_K[(size_t)q * ww + c];
       for (int64_t i = 0; i < L; i++) {  // grad C_i = above_i^T K below_i^T, all from the cores before the step
         matmul(above.data() + i * ww, K.data(), tmp.data(), w, true, false);
         matmul(tmp.data(), below.data() + i * ww, grads.data() + i * ww, w, false, true);
       }
       for (int64_t c = 0; c < L * ww; c++) C[c] -= (T)lr * grads[c];
       if (outer) {
-        for (int64_t i = row_bounds[t]; i < row_bounds[t + 1]; i++) {  // left -= lr_outer (G right) M^T, own rows
+        for (int p = t; p < parts; p += threads)
+        for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++) {  // left -= lr_outer (G right) M^T, own blocks
           const T* __restrict g = GR.data() + i * w;
           T* __restrict li = left + i * w;
           for (int64_t k = 0; k < w; k++) {
@@ -530,9 +536,9 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
             li[k] -= (T)lr_outer * v;
           }
         }
-        for (int64_t j = col_bounds[t]; j < col_bounds[t + 1]; j++) {  // right -= lr_outer G^T A, all threads' parts
+        for (int64_t j = n * t / threads; j < n * (t + 1) / threads; j++) {  // right -= lr_outer G^T A, all blocks' parts
           T* __restrict rj = right + j * w;
-          for (int q = 0; q < threads; q++) {
+          for (int q = 0; q < parts; q++) {
             T* __restrict sj = scatter.data() + (size_t)q * n * w + j * w;
             for (int64_t c = 0; c < w; c++) { rj[c] -= (T)lr_outer * sj[c]; sj[c] = 0; }
           }
@@ -545,12 +551,12 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
   return taken;
 }
 
-#define DEEPLORA_ARGS m, n, w, L, crow, col, y, left, cores, right, scale, lr, lr_outer, max_steps, tol, blowup, losses, status, threads
+#define DEEPLORA_ARGS m, n, w, L, crow, col, y, left, cores, right, scale, lr, lr_outer, max_steps, tol, blowup, losses, status, parts, threads
 #define DEEPLORA_WIDTH(W) case W: return run<T, W>(DEEPLORA_ARGS);
 template <typename T>
 static int64_t dispatch(int64_t m, int64_t n, int64_t w, int64_t L, const int64_t* crow, const int32_t* col, const T* y,
                         T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps,
-                        double tol, double blowup, double* losses, int64_t* status, int threads) {
+                        double tol, double blowup, double* losses, int64_t* status, int parts, int threads) {
   switch (w) {  // the widths 2k of rank bounds k = 1..6, 8, 10, 16
     DEEPLORA_WIDTH(2) DEEPLORA_WIDTH(4) DEEPLORA_WIDTH(6) DEEPLORA_WIDTH(8) DEEPLORA_WIDTH(10) DEEPLORA_WIDTH(12)
     DEEPLORA_WIDTH(16) DEEPLORA_WIDTH(20) DEEPLORA_WIDTH(32)
@@ -561,7 +567,7 @@ static int64_t dispatch(int64_t m, int64_t n, int64_t w, int64_t L, const int64_
 #define DEEPLORA_EXPORT(NAME, T) \
   extern "C" int64_t NAME(int64_t m, int64_t n, int64_t w, int64_t L, const int64_t* crow, const int32_t* col, const T* y, \
                           T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps, \
-                          double tol, double blowup, double* losses, int64_t* status, int threads) { \
+                          double tol, double blowup, double* losses, int64_t* status, int parts, int threads) { \
     return dispatch<T>(DEEPLORA_ARGS); }
 DEEPLORA_EXPORT(fused_gd_float64, double)
 DEEPLORA_EXPORT(fused_gd_float32, float)
@@ -570,7 +576,7 @@ DEEPLORA_EXPORT(fused_gd_float32, float)
 # %% ../nbs/03_completion.ipynb #f3bbaacb
 _POINTER, _INT, _REAL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
 _FUSED_ARGTYPES = [_INT, _INT, _INT, _INT, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER,
-                   _REAL, _REAL, _REAL, _INT, _REAL, _REAL, _POINTER, _POINTER, ctypes.c_int]
+                   _REAL, _REAL, _REAL, _INT, _REAL, _REAL, _POINTER, _POINTER, ctypes.c_int, ctypes.c_int]
 # Fastest first: -march=native vectorises for this CPU (the cache key holds its feature flags); without OpenMP, one thread.
 _FLAG_SETS = (('-O3', '-march=native', '-fopenmp'), ('-O3', '-fopenmp'), ('-O3',))
 
@@ -631,24 +637,41 @@ def fused_kernel(compiler: str | None = None,  # C++ compiler; default $CXX, els
 # %% ../nbs/03_completion.ipynb #a8f5fec3
 class _FusedChain(_SparseChain):
     "The sparse chain stepped by the fused CPU kernel: `advance` runs up to a whole logging interval in one call."
-    def __init__(self, left, cores, right, problem, scale, lr, lr_outer, library):
+    def __init__(self, left, cores, right, problem, scale, lr, lr_outer, library, parts: int | None = None):
         w = right.shape[1]
         self.stacked = torch.stack(list(cores)) if len(cores) else left.new_zeros(0, w, w)  # one buffer the kernel updates
         super().__init__(left.contiguous(), list(self.stacked.unbind(0)), right, problem, scale, lr, lr_outer)
         self.run = getattr(library, 'fused_gd_' + str(problem.dtype).replace('torch.', ''))
         self.crow, self.col = self.pattern.crow.long(), self.pattern.col_index.to(torch.int32)
         self.values = problem.values.contiguous()
+        self.parts = parts or torch.get_num_threads()  # row blocks; the steps depend on this, not on the threads used
+        self.fixed_threads, self.seconds_per_step, self.thread_steps, self.calls = None, {}, {}, 0
+
+    def threads(self) -> int:
+        "All threads or one, whichever has been faster lately: on a busy machine two threads can be slower than one."
+        if self.fixed_threads or self.parts == 1: return self.fixed_threads or 1
+        options = (self.parts, 1)
+        untried = [t for t in options if t not in self.seconds_per_step]
+        if untried: return untried[0]
+        best = min(options, key=self.seconds_per_step.get)
+        return best if self.calls % 16 else next(t for t in options if t != best)  # now and then, time the other again
 
     def advance(self, steps: int, tol: float, blowup: float, check_every: int):
         "Up to `steps` steps in one call; every state's loss is checked, since it comes out of the pass over the entries."
         losses, status = torch.empty(max(steps, 1), dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
-        (m, n), w = self.problem.shape, self.right.shape[1]
+        (m, n), w, threads, start = self.problem.shape, self.right.shape[1], self.threads(), time.perf_counter()
         taken = self.run(m, n, w, len(self.cores), self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr(),
                          self.left.data_ptr(), self.stacked.data_ptr(), self.right.data_ptr(), self.scale, self.lr,
-                         self.lr_outer, steps, tol, blowup, losses.data_ptr(), status.data_ptr(), torch.get_num_threads())
+                         self.lr_outer, steps, tol, blowup, losses.data_ptr(), status.data_ptr(), self.parts, threads)
+        if taken:
+            per_step, last = (time.perf_counter() - start) / taken, self.seconds_per_step.get(threads)
+            self.seconds_per_step[threads] = per_step if last is None else 0.5 * (last + per_step)
+            self.thread_steps[threads] = self.thread_steps.get(threads, 0) + taken
+        self.calls += 1
         status = int(status[0])
         value = losses[taken].item() if status != _RUNNING else (losses[taken - 1].item() if taken else math.nan)
         return taken, status, value
+
 
 # %% ../nbs/03_completion.ipynb #870a410f
 def _chain_pair(factors) -> tuple[Tensor, Tensor]:
@@ -889,6 +912,7 @@ def _run(model, problem, method, loss, lr, tol, max_steps, log_every, check_ever
     if status == _DIVERGED:
         raise CompletionDiverged(_divergence_message(step, value, initial, lr, loss, problem.shape), step, value)
     seconds = time.perf_counter() - start
+    if hasattr(model, 'thread_steps'): config['thread_steps'] = dict(model.thread_steps)  # steps run on 1 / all threads
     out = CompressedFactorization(right=model.right, cores=model.cores, left=model.left) if method == 'compressed' else model.factors()
     return CompletionResult(method, out, history, status == _CONVERGED, step, seconds, setup_seconds, config)
 
