@@ -645,7 +645,7 @@ class _FusedChain(_SparseChain):
         self.crow, self.col = self.pattern.crow.long(), self.pattern.col_index.to(torch.int32)
         self.values = problem.values.contiguous()
         self.parts = parts or torch.get_num_threads()  # row blocks; the steps depend on this, not on the threads used
-        self.fixed_threads, self.seconds_per_step, self.thread_steps, self.calls = None, {}, {}, 0
+        self.fixed_threads, self.seconds_per_step, self.thread_steps, self.calls, self.kernel_seconds = None, {}, {}, 0, 0.0
 
     def threads(self) -> int:
         "All threads or one, whichever has been faster lately: on a busy machine two threads can be slower than one."
@@ -656,6 +656,14 @@ class _FusedChain(_SparseChain):
         best = min(options, key=self.seconds_per_step.get)
         return best if self.calls % 16 else next(t for t in options if t != best)  # now and then, time the other again
 
+    def errors(self, loss):
+        "The history row (torch kernels), on the number of threads the kernel has found fastest: a busy machine slows multi-threaded torch calls too."
+        known = [t for t in (self.parts, 1) if t in self.seconds_per_step]
+        threads, before = (min(known, key=self.seconds_per_step.get) if known else self.parts), torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try: return super().errors(loss)
+        finally: torch.set_num_threads(before)
+
     def advance(self, steps: int, tol: float, blowup: float, check_every: int):
         "Up to `steps` steps in one call; every state's loss is checked, since it comes out of the pass over the entries."
         losses, status = torch.empty(max(steps, 1), dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
@@ -663,6 +671,7 @@ class _FusedChain(_SparseChain):
         taken = self.run(m, n, w, len(self.cores), self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr(),
                          self.left.data_ptr(), self.stacked.data_ptr(), self.right.data_ptr(), self.scale, self.lr,
                          self.lr_outer, steps, tol, blowup, losses.data_ptr(), status.data_ptr(), self.parts, threads)
+        self.kernel_seconds += time.perf_counter() - start
         if taken:
             per_step, last = (time.perf_counter() - start) / taken, self.seconds_per_step.get(threads)
             self.seconds_per_step[threads] = per_step if last is None else 0.5 * (last + per_step)
@@ -912,7 +921,8 @@ def _run(model, problem, method, loss, lr, tol, max_steps, log_every, check_ever
     if status == _DIVERGED:
         raise CompletionDiverged(_divergence_message(step, value, initial, lr, loss, problem.shape), step, value)
     seconds = time.perf_counter() - start
-    if hasattr(model, 'thread_steps'): config['thread_steps'] = dict(model.thread_steps)  # steps run on 1 / all threads
+    if hasattr(model, 'thread_steps'):  # steps run on one / all threads, and the time inside the kernel (the rest: history rows)
+        config.update(thread_steps=dict(model.thread_steps), kernel_seconds=model.kernel_seconds)
     out = CompressedFactorization(right=model.right, cores=model.cores, left=model.left) if method == 'compressed' else model.factors()
     return CompletionResult(method, out, history, status == _CONVERGED, step, seconds, setup_seconds, config)
 
