@@ -1,7 +1,7 @@
 """Compressed deep matrix completion side by side with the authors' JAX code (cjyaras/law-of-parsimony), in one run.
 
     python bench/bench_vs_authors.py --peer-src DIR --peer-python PYTHON [--repeats 2] [--sizes 300 1000]
-                                     [--out nbs/results/03_completion/bench_vs_authors.json]
+                                     [--out nbs/results/03_completion/bench_vs_authors_1.json]
 
 DIR is a clone of https://github.com/cjyaras/law-of-parsimony and PYTHON an interpreter with jax, optax and tqdm
 (`python -m venv jaxvenv && jaxvenv/bin/pip install jax optax tqdm`). Their code runs unmodified, imported from DIR,
@@ -111,7 +111,7 @@ def main():
     ap.add_argument('--peer-python', default=None, help='a Python with jax, optax and tqdm (default: this one)')
     ap.add_argument('--repeats', type=int, default=2)
     ap.add_argument('--sizes', type=int, nargs='+', default=[300, 1000], choices=sorted(SETTINGS))
-    ap.add_argument('--out', default='nbs/results/03_completion/bench_vs_authors.json')
+    ap.add_argument('--out', default='nbs/results/03_completion/bench_vs_authors_1.json')
     ap.add_argument('--worker', type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker: return ours_worker(args.worker)
