@@ -401,7 +401,7 @@ _FUSED_SOURCE = r"""
 #include <sched.h>
 
 // A barrier that spins briefly, then yields the core: on a busy machine a waiting thread must not burn the time
-// slice that the thread it waits for needs. (OpenMP's own barrier spins far longer: 5-30x slower steps under load.)
+// slice that the thread it waits for needs. (OpenMP's own barrier spins far longer: several times slower steps under load.)
 struct Barrier {
   std::atomic<int> count{0}, phase{0};
   int threads = 1;
