@@ -4,7 +4,8 @@
 
 # %% ../nbs/03_completion.ipynb #dbe2d26e
 from __future__ import annotations
-import math, time, warnings
+import ctypes, hashlib, math, os, platform, shutil, subprocess, tempfile, time, warnings
+from pathlib import Path
 from dataclasses import dataclass, field
 import torch
 from torch import Tensor
@@ -14,9 +15,9 @@ from .compression import CompressedFactorization, RandomOrthogonal, compress_mat
 warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')  # the CSR kernels used here are stable
 
 # %% auto #0
-__all__ = ['LOSSES', 'COMPILE_MIN_OBSERVED', 'METHODS', 'CompletionProblem', 'loss_scale', 'convert_lr', 'ObservedPattern',
-           'completion_errors', 'CompletionDiverged', 'CompletionResult', 'plot_histories', 'default_lr',
-           'train_completion', 'soft_impute', 'als', 'main']
+__all__ = ['LOSSES', 'METHODS', 'KERNELS', 'CompletionProblem', 'loss_scale', 'convert_lr', 'ObservedPattern',
+           'completion_errors', 'CompletionDiverged', 'fused_kernel', 'CompletionResult', 'plot_histories',
+           'default_lr', 'train_completion', 'soft_impute', 'als', 'main']
 
 # %% ../nbs/03_completion.ipynb #d401e241
 def _check_int(name, value, minimum=1):
@@ -27,6 +28,15 @@ def _check_fraction(observed_fraction):
     if not (isinstance(observed_fraction, (int, float)) and not isinstance(observed_fraction, bool)
             and 0 < observed_fraction <= 1):
         raise ValueError(f"observed_fraction must be in (0, 1], got {observed_fraction!r}")
+
+def _check_floating(dtype):
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating-point torch dtype (torch.float64 or torch.float32), got {dtype!r}")
+
+def _check_truth(truth):
+    if not (isinstance(truth, (tuple, list)) and len(truth) == 2 and all(isinstance(t, Tensor) for t in truth)):
+        hint = '; for a dense target use CompletionProblem.from_dense(target, mask)' if isinstance(truth, Tensor) else ''
+        raise TypeError(f"truth must be a pair (left, right) of tensors with target = left @ right.T, got {type(truth).__name__}{hint}")
 
 def _as_index(name, t, size, dim_name):
     t = torch.as_tensor(t)
@@ -55,6 +65,8 @@ class CompletionProblem:
         if len(shape) != 2: raise ValueError(f"shape must be (m, n), got {shape!r}")
         m, n = shape
         _check_int('m', m); _check_int('n', n)
+        if all(torch.as_tensor(t).numel() == 0 for t in (rows, cols, values)):
+            raise ValueError("no observed entries: rows, cols and values are empty")
         rows, cols = _as_index('rows', rows, m, 'rows'), _as_index('cols', cols, n, 'columns')
         values = torch.as_tensor(values)
         if not values.is_floating_point(): raise TypeError(f"values must be floating point, got dtype {values.dtype}")
@@ -71,6 +83,7 @@ class CompletionProblem:
             i = int(flat[int(dup[0])])
             raise ValueError(f"duplicate entries: position (row {i // n}, col {i % n}) is observed more than once")
         if truth is not None:
+            _check_truth(truth)
             left, right = truth
             if left.ndim != 2 or right.ndim != 2 or left.shape[0] != m or right.shape[0] != n or left.shape[1] != right.shape[1]:
                 raise ValueError(f"truth must be (left m x r, right n x r) for shape {(m, n)}, got {tuple(left.shape)} and {tuple(right.shape)}")
@@ -91,7 +104,7 @@ class CompletionProblem:
     def random(cls, m: int, n: int, rank: int, observed_fraction: float, seed: int = 0,
                device=None, dtype: torch.dtype = torch.float64) -> CompletionProblem:
         "The paper's problem: the rank-`rank` truncation of an m x n standard Gaussian, observed at floor(observed_fraction * m * n) uniformly random positions."
-        _check_int('m', m); _check_int('n', n); _check_int('rank', rank); _check_fraction(observed_fraction)
+        _check_int('m', m); _check_int('n', n); _check_int('rank', rank); _check_fraction(observed_fraction); _check_floating(dtype)
         if rank >= min(m, n): raise ValueError(f"rank must be < min(m, n) = {min(m, n)}, got {rank}")
         count = math.floor(observed_fraction * m * n)
         if count < 1: raise ValueError(f"observed_fraction={observed_fraction} of {m} x {n} observes no entry")
@@ -105,6 +118,7 @@ class CompletionProblem:
 
     def to(self, device=None, dtype=None) -> CompletionProblem:
         "The same problem on `device` with floating values in `dtype`."
+        if dtype is not None: _check_floating(dtype)
         move = lambda t: t.to(device=device, dtype=dtype or t.dtype)
         truth = None if self.truth is None else tuple(move(t) for t in self.truth)
         return CompletionProblem(self.rows.to(device), self.cols.to(device), move(self.values), self.shape, truth)
@@ -192,22 +206,11 @@ def _gather_dot(A, B, rows, cols, minus, scale: float):
     for a, b in zip(A.T.contiguous(), B.T.contiguous()): out.addcmul_(a.index_select(0, rows), b.index_select(0, cols))
     return out.mul_(scale)
 
-_compiled_sample = None
-COMPILE_MIN_OBSERVED = 100_000  # compile=None compiles from this many observed entries: ~0.6 ms saved per step (1.2 at 200,000) repays the ~5-20 s compile
-
-def _compiled_sampler():
-    "`_gather_dot` fused by torch.compile into one pass over the entries (indices were validated when the problem was built)."
-    global _compiled_sample
-    if _compiled_sample is None:
-        _compiled_sample = torch.compile(_gather_dot, dynamic=True, options={'assert_indirect_indexing': False})
-    return _compiled_sample
-
 class ObservedPattern:
     "The observed positions of an m x n matrix in CSR order, with what the gather (`sample`) and scatter (`times`, `transpose_times`) kernels need."
-    def __init__(self, rows: Tensor, cols: Tensor, shape: tuple, compile: bool | None = False):
+    def __init__(self, rows: Tensor, cols: Tensor, shape: tuple):
         m, n = shape
         self.shape, self.num_observed = (m, n), rows.numel()
-        self.compile = self.num_observed >= COMPILE_MIN_OBSERVED if compile is None else compile
         index = torch.int32 if max(m, n, self.num_observed) < 2 ** 31 - 1 else torch.int64
         dev = rows.device
         def crow(idx, size):
@@ -227,12 +230,6 @@ class ObservedPattern:
     def sample(self, A: Tensor, B: Tensor, minus: Tensor | None = None, scale: float = 1.0) -> Tensor:
         "scale * ((A @ B.T)[rows, cols] - minus) in O(|Omega| k), never forming A @ B.T: A is m x k, B is n x k."
         if minus is None: minus = torch.zeros(self.num_observed, dtype=A.dtype, device=A.device)
-        if self.compile:
-            try: return _compiled_sampler()(A, B, self.row_index, self.col_index, minus, scale)
-            except Exception as e:  # no C++ compiler, an unsupported device, ...: the eager kernel computes the same
-                warnings.warn(f"torch.compile could not build the fused gather ({type(e).__name__}: "
-                              f"{str(e).splitlines()[0] if str(e) else ''}); using the eager kernel")
-                self.compile = False
         if A.device.type == 'cpu': return _gather_dot(A, B, self.row_index, self.col_index, minus, scale)  # 1.6x the SDDMM here
         return self.sample_sddmm(A, B, minus, scale)
 
@@ -288,12 +285,33 @@ def _divergence_message(step, loss_value, initial, lr, loss, shape):
             f"lr_sum = lr_mean / (m n) with m n = {m * n:,}).")
 
 # %% ../nbs/03_completion.ipynb #8c43c037
-class _SparseChain:
+_RUNNING, _CONVERGED, _DIVERGED = 0, 1, 2  # the fused kernel returns the same codes
+
+def _status(value: float, tol: float, blowup: float) -> int:
+    "Diverged if the loss is not finite or above `blowup`, converged if below `tol`, else running."
+    if not (math.isfinite(value) and value <= blowup): return _DIVERGED
+    return _CONVERGED if value < tol else _RUNNING
+
+class _PythonSteps:
+    "`advance` for chains stepped from Python, one torch call per operation (the dense reference, and the sparse chain off the CPU)."
+    def advance(self, steps: int, tol: float, blowup: float, check_every: int):
+        "Up to `steps` steps; the loss is checked (a host sync) at the first state and every `check_every` steps: (steps taken, status, last checked loss)."
+        value = math.nan
+        for s in range(steps):
+            state = self.residual()
+            if s % check_every == 0:
+                value = 0.5 * self.scale * self.loss_sum(state).item()
+                status = _status(value, tol, blowup)
+                if status != _RUNNING: return s, status, value
+            self.step(state)
+        return steps, _RUNNING, value
+
+class _SparseChain(_PythonSteps):
     "X = left @ cores[-1] @ ... @ cores[0] @ right.T under gradient descent, touching only the observed entries."
-    def __init__(self, left, cores, right, problem, scale, lr, lr_outer, compile=False):
+    def __init__(self, left, cores, right, problem, scale, lr, lr_outer):
         self.left, self.cores, self.right = left, list(cores), right.contiguous()
         self.problem, self.scale, self.lr, self.lr_outer = problem, scale, lr, lr_outer
-        self.pattern = ObservedPattern(problem.rows, problem.cols, problem.shape, compile=compile)
+        self.pattern = ObservedPattern(problem.rows, problem.cols, problem.shape)
 
     def residual(self):
         "Prefix products of the cores, A = left @ M (m x w) and the residual at the observed entries."
@@ -324,13 +342,15 @@ class _SparseChain:
 
     def loss_sum(self, state): return state[-1].square().sum() / self.scale ** 2
 
-    def errors(self, state, loss):
+    def errors(self, loss):
+        "Train loss, recovery and relative error of the current state (`completion_errors`)."
+        state = self.residual()
         return completion_errors(self.problem, state[0], self.right, loss=loss, observed_residual=state[-1] / self.scale)
 
     def factors(self): return [self.right.T, *self.cores, self.left]
 
 
-class _DenseChain:
+class _DenseChain(_PythonSteps):
     "The original network: dense factors [W_1, ..., W_L], the dense m x n product and gradient at every step (the reference)."
     def __init__(self, factors, problem, scale, lr):
         self.W, self.problem, self.scale, self.lr = list(factors), problem, scale, lr
@@ -356,8 +376,8 @@ class _DenseChain:
 
     def loss_sum(self, state): return state[-1].square().sum()
 
-    def errors(self, state, loss):
-        X, _, res = state
+    def errors(self, loss):
+        X, _, res = self.residual()
         scale, observed = loss_scale(self.problem, loss), res.square().sum().item()
         out = {'train_loss': 0.5 * scale * observed}
         if self.target is not None:
@@ -367,6 +387,300 @@ class _DenseChain:
         return out
 
     def factors(self): return self.W
+
+# %% ../nbs/03_completion.ipynb #1cc9a218
+_FUSED_SOURCE = r"""
+// Full-batch gradient descent on X = left @ C[L-1] @ ... @ C[0] @ right^T, touching only the observed entries.
+// One pass over the entries in CSR (row-major) order gives the residual, the loss, G right and G^T A together.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#include <atomic>
+#include <sched.h>
+
+// A barrier that spins briefly, then yields the core: on a busy machine a waiting thread must not burn the time
+// slice that the thread it waits for needs. (OpenMP's own barrier spins far longer: several times slower steps under load.)
+struct Barrier {
+  std::atomic<int> count{0}, phase{0};
+  int threads = 1;
+  void wait() {
+    const int p = phase.load(std::memory_order_acquire);
+    if (count.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
+      count.store(0, std::memory_order_relaxed);
+      phase.store(p + 1, std::memory_order_release);
+      return;
+    }
+    for (int spin = 0; phase.load(std::memory_order_acquire) == p; spin++)
+      if (spin > 100) sched_yield();
+  }
+};
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num() { return 0; }
+static int omp_get_num_threads() { return 1; }
+#endif
+
+template <typename T>  // out = op(a) @ op(b) for w x w row-major matrices
+static void matmul(const T* a, const T* b, T* out, int64_t w, bool ta = false, bool tb = false) {
+  for (int64_t i = 0; i < w; i++)
+    for (int64_t j = 0; j < w; j++) {
+      T s = 0;
+      for (int64_t k = 0; k < w; k++) s += (ta ? a[k * w + i] : a[i * w + k]) * (tb ? b[j * w + k] : b[k * w + j]);
+      out[i * w + j] = s;
+    }
+}
+
+template <typename T>
+static void set_identity(T* a, int64_t w) {
+  std::fill(a, a + w * w, T(0));
+  for (int64_t c = 0; c < w; c++) a[c * w + c] = 1;
+}
+
+// Up to max_steps steps. losses[s] = train loss (0.5 scale sum r^2) of the state before step s. Stops without
+// stepping at a state whose loss is < tol (*status = 1) or not finite or > blowup (*status = 2); returns the steps taken.
+// The rows are cut into `parts` blocks of about equal entries, each with its own partial sums, added in block order:
+// any number of threads (each takes every threads-th block) gives bit-for-bit the same steps.
+// WIDTH > 0 is the width as a compile-time constant (unrolled, vectorised inner loops); WIDTH = 0 handles any width.
+template <typename T, int WIDTH>
+static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* crow, const int32_t* col, const T* y,
+                   T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps,
+                   double tol, double blowup, double* losses, int64_t* status, int parts, int threads) {
+#ifndef _OPENMP
+  threads = 1;
+#endif
+  threads = std::max(1, std::min(threads, parts));
+  const int64_t w = WIDTH ? WIDTH : w_, ww = w * w, nnz = crow[m];
+  const bool outer = lr_outer != 0;  // gamma = 0: the outer factors are frozen, G^T A is not needed
+  std::vector<T> GR(m * w), scatter(outer ? (size_t)parts * n * w : 0, T(0)), part_K((size_t)parts * ww);
+  std::vector<double> part_loss(parts * 8);  // 8 apart: no two threads write one cache line
+  std::vector<int64_t> row_bounds(parts + 1);
+  for (int p = 0; p <= parts; p++)  // block p: rows holding about nnz / parts entries
+    row_bounds[p] = p == parts ? m : std::lower_bound(crow, crow + m, nnz * p / parts) - crow;
+  int64_t taken = max_steps;
+  *status = 0;
+  Barrier barrier;
+  #pragma omp parallel num_threads(threads)
+  {
+    #pragma omp single
+    barrier.threads = threads = omp_get_num_threads();  // the team OpenMP gave, which may be smaller than asked
+    const int t = omp_get_thread_num();
+    // Each thread keeps its own copy of the tiny cores and their products: no thread waits for another to make them.
+    std::vector<T> C(cores, cores + L * ww), below((L + 1) * ww), above((L + 1) * ww), K(ww), tmp(ww), grads(L * ww + 1);
+    std::vector<T> a_heap(WIDTH ? 0 : w), gr_heap(WIDTH ? 0 : w);
+    T a_fixed[WIDTH ? WIDTH : 1], gr_fixed[WIDTH ? WIDTH : 1];
+    T* __restrict a = WIDTH ? a_fixed : a_heap.data();     // row i of A = left @ M
+    T* __restrict gr = WIDTH ? gr_fixed : gr_heap.data();  // row i of G @ right
+    for (int64_t s = 0; s < max_steps; s++) {
+      // below[i] = C[i-1] ... C[0] (below[0] = I, below[L] = M); above[i] = C[L-1] ... C[i+1] (above[L-1] = I)
+      set_identity(below.data(), w);
+      for (int64_t i = 0; i < L; i++) matmul(C.data() + i * ww, below.data() + i * ww, below.data() + (i + 1) * ww, w);
+      if (L > 0) set_identity(above.data() + (L - 1) * ww, w);
+      for (int64_t i = L - 2; i >= 0; i--) matmul(above.data() + (i + 1) * ww, C.data() + (i + 1) * ww, above.data() + i * ww, w);
+      const T* __restrict M = below.data() + L * ww;
+      for (int p = t; p < parts; p += threads) {
+      T* __restrict my_scatter = outer ? scatter.data() + (size_t)p * n * w : nullptr;  // block p's part of G^T A
+      T* __restrict my_K = part_K.data() + (size_t)p * ww;                             // and of left^T G right
+      double loss = 0;
+      std::fill(my_K, my_K + ww, T(0));
+      for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++) {
+        const T* __restrict li = left + i * w;
+        for (int64_t c = 0; c < w; c++) {
+          T v = 0;
+          for (int64_t k = 0; k < w; k++) v += li[k] * M[k * w + c];
+          a[c] = v; gr[c] = 0;
+        }
+        for (int64_t e = crow[i]; e < crow[i + 1]; e++) {
+          const int64_t j = col[e];
+          const T* __restrict rj = right + j * w;
+          T r = 0;
+          for (int64_t c = 0; c < w; c++) r += a[c] * rj[c];
+          r -= y[e];
+          loss += (double)r * r;
+          const T g = (T)scale * r;  // dLoss / dX_ij
+          _Pragma("omp simd") for (int64_t c = 0; c < w; c++) gr[c] += g * rj[c];
+          if (outer) { T* __restrict sj = my_scatter + j * w; _Pragma("omp simd") for (int64_t c = 0; c < w; c++) sj[c] += g * a[c]; }
+        }
+        std::memcpy(GR.data() + i * w, gr, w * sizeof(T));
+        for (int64_t k = 0; k < w; k++) { const T lk = li[k]; for (int64_t c = 0; c < w; c++) my_K[k * w + c] += lk * gr[c]; }
+      }
+      part_loss[p * 8] = loss;
+      }
+      barrier.wait();
+      double total = 0;  // every thread adds the same numbers in the same order, so all take the same decision
+      for (int q = 0; q < parts; q++) total += part_loss[q * 8];
+      total *= 0.5 * scale;
+      const int stop = !(std::isfinite(total) && total <= blowup) ? 2 : total < tol ? 1 : 0;
+      if (t == 0) losses[s] = total;
+      if (stop) {
+        if (t == 0) { *status = stop; taken = s; }
+        break;
+      }
+      std::fill(K.begin(), K.end(), T(0));
+      for (int q = 0; q < parts; q++) for (int64_t c = 0; c < ww; c++) K[c] += part_K[(size_t)q * ww + c];
+      for (int64_t i = 0; i < L; i++) {  // grad C_i = above_i^T K below_i^T, all from the cores before the step
+        matmul(above.data() + i * ww, K.data(), tmp.data(), w, true, false);
+        matmul(tmp.data(), below.data() + i * ww, grads.data() + i * ww, w, false, true);
+      }
+      for (int64_t c = 0; c < L * ww; c++) C[c] -= (T)lr * grads[c];
+      if (outer) {
+        for (int p = t; p < parts; p += threads)
+        for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++) {  // left -= lr_outer (G right) M^T, own blocks
+          const T* __restrict g = GR.data() + i * w;
+          T* __restrict li = left + i * w;
+          for (int64_t k = 0; k < w; k++) {
+            T v = 0;
+            for (int64_t c = 0; c < w; c++) v += g[c] * M[k * w + c];
+            li[k] -= (T)lr_outer * v;
+          }
+        }
+        for (int64_t j = n * t / threads; j < n * (t + 1) / threads; j++) {  // right -= lr_outer G^T A, all blocks' parts
+          T* __restrict rj = right + j * w;
+          for (int q = 0; q < parts; q++) {
+            T* __restrict sj = scatter.data() + (size_t)q * n * w + j * w;
+            for (int64_t c = 0; c < w; c++) { rj[c] -= (T)lr_outer * sj[c]; sj[c] = 0; }
+          }
+        }
+      }
+      barrier.wait();
+    }
+    if (t == 0) std::copy(C.begin(), C.end(), cores);
+  }
+  return taken;
+}
+
+#define DEEPLORA_ARGS m, n, w, L, crow, col, y, left, cores, right, scale, lr, lr_outer, max_steps, tol, blowup, losses, status, parts, threads
+#define DEEPLORA_WIDTH(W) case W: return run<T, W>(DEEPLORA_ARGS);
+template <typename T>
+static int64_t dispatch(int64_t m, int64_t n, int64_t w, int64_t L, const int64_t* crow, const int32_t* col, const T* y,
+                        T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps,
+                        double tol, double blowup, double* losses, int64_t* status, int parts, int threads) {
+  switch (w) {  // the widths 2k of rank bounds k = 1..6, 8, 10, 16
+    DEEPLORA_WIDTH(2) DEEPLORA_WIDTH(4) DEEPLORA_WIDTH(6) DEEPLORA_WIDTH(8) DEEPLORA_WIDTH(10) DEEPLORA_WIDTH(12)
+    DEEPLORA_WIDTH(16) DEEPLORA_WIDTH(20) DEEPLORA_WIDTH(32)
+    default: return run<T, 0>(DEEPLORA_ARGS);
+  }
+}
+
+#define DEEPLORA_EXPORT(NAME, T) \
+  extern "C" int64_t NAME(int64_t m, int64_t n, int64_t w, int64_t L, const int64_t* crow, const int32_t* col, const T* y, \
+                          T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps, \
+                          double tol, double blowup, double* losses, int64_t* status, int parts, int threads) { \
+    return dispatch<T>(DEEPLORA_ARGS); }
+DEEPLORA_EXPORT(fused_gd_float64, double)
+DEEPLORA_EXPORT(fused_gd_float32, float)
+"""
+
+# %% ../nbs/03_completion.ipynb #f3bbaacb
+_POINTER, _INT, _REAL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
+_FUSED_ARGTYPES = [_INT, _INT, _INT, _INT, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER,
+                   _REAL, _REAL, _REAL, _INT, _REAL, _REAL, _POINTER, _POINTER, ctypes.c_int, ctypes.c_int]
+# Fastest first: -march=native vectorises for this CPU (the cache key holds its feature flags); without OpenMP, one thread.
+_FLAG_SETS = (('-O3', '-march=native', '-fopenmp'), ('-O3', '-fopenmp'), ('-O3',))
+
+def _kernel_dir() -> Path:
+    cache = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    return Path(os.environ.get('DEEPLORA_NB_KERNEL_DIR') or os.path.join(cache, 'deeplora_nb'))
+
+def _cpu_signature() -> str:
+    try:
+        with open('/proc/cpuinfo') as f: return next((l for l in f if l.startswith(('flags', 'Features'))), '')
+    except OSError: return platform.machine() + platform.processor()
+
+def _build_fused_kernel(compiler: str, directory: Path):
+    "(library, None) for the first flag set that compiles and loads, else (None, the reasons)."
+    reasons = []
+    for flags in _FLAG_SETS:
+        key = hashlib.sha256('\0'.join([_FUSED_SOURCE, compiler, *flags, _cpu_signature()]).encode()).hexdigest()[:16]
+        path = directory / f'fused_gd_{key}.so'
+        try:
+            if not path.exists():
+                directory.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryDirectory(dir=directory) as tmp:
+                    source, built = Path(tmp) / 'fused_gd.cpp', Path(tmp) / path.name
+                    source.write_text(_FUSED_SOURCE)
+                    proc = subprocess.run([compiler, *flags, '-std=c++17', '-shared', '-fPIC', str(source), '-o', str(built)],
+                                          capture_output=True, text=True)
+                    if proc.returncode:
+                        reasons.append(f"{compiler} {' '.join(flags)}: {(proc.stderr.strip().splitlines() or ['exit status %d' % proc.returncode])[-1]}")
+                        continue
+                    os.replace(built, path)  # atomic: no process ever loads a half-written library
+            library = ctypes.CDLL(str(path))
+        except OSError as e:  # no such compiler, an unwritable cache, a library that does not load
+            reasons.append(f"{compiler} {' '.join(flags)}: {e}")
+            if isinstance(e, FileNotFoundError) and not shutil.which(compiler): break
+            continue
+        for name in ('fused_gd_float64', 'fused_gd_float32'):
+            fn = getattr(library, name)
+            fn.restype, fn.argtypes = ctypes.c_int64, _FUSED_ARGTYPES
+        library.flags, library.path = flags, path
+        return library, None
+    return None, '; '.join(reasons)
+
+_fused_libraries = {}
+
+def fused_kernel(compiler: str | None = None,  # C++ compiler; default $CXX, else g++
+                 directory=None,  # where the compiled library is cached; default $DEEPLORA_NB_KERNEL_DIR or ~/.cache/deeplora_nb
+                ):
+    "The fused CPU gradient-descent kernel, compiled on first use, cached and loaded with ctypes; None (with a warning) where it cannot be built."
+    compiler = compiler or os.environ.get('CXX') or 'g++'
+    directory = Path(directory) if directory is not None else _kernel_dir()
+    key = (compiler, str(directory))
+    if key not in _fused_libraries:
+        library, reasons = _build_fused_kernel(compiler, directory)
+        if library is None: warnings.warn(f"the fused CPU kernel could not be built ({reasons}); training uses the torch kernels")
+        _fused_libraries[key] = library
+    return _fused_libraries[key]
+
+# %% ../nbs/03_completion.ipynb #a8f5fec3
+class _FusedChain(_SparseChain):
+    "The sparse chain stepped by the fused CPU kernel: `advance` runs up to a whole logging interval in one call."
+    def __init__(self, left, cores, right, problem, scale, lr, lr_outer, library, parts: int | None = None):
+        w = right.shape[1]
+        self.stacked = torch.stack(list(cores)) if len(cores) else left.new_zeros(0, w, w)  # one buffer the kernel updates
+        super().__init__(left.contiguous(), list(self.stacked.unbind(0)), right, problem, scale, lr, lr_outer)
+        self.run = getattr(library, 'fused_gd_' + str(problem.dtype).replace('torch.', ''))
+        self.crow, self.col = self.pattern.crow.long(), self.pattern.col_index.to(torch.int32)
+        self.values = problem.values.contiguous()
+        self.parts = parts or torch.get_num_threads()  # row blocks; the steps depend on this, not on the threads used
+        self.fixed_threads, self.seconds_per_step, self.thread_steps, self.calls, self.kernel_seconds = None, {}, {}, 0, 0.0
+
+    def threads(self) -> int:
+        "All threads or one, whichever has been faster lately: on a busy machine two threads can be slower than one."
+        if self.fixed_threads or self.parts == 1: return self.fixed_threads or 1
+        options = (self.parts, 1)
+        untried = [t for t in options if t not in self.seconds_per_step]
+        if untried: return untried[0]
+        best = min(options, key=self.seconds_per_step.get)
+        return best if self.calls % 16 else next(t for t in options if t != best)  # now and then, time the other again
+
+    def errors(self, loss):
+        "The history row (torch kernels), on the number of threads the kernel has found fastest: a busy machine slows multi-threaded torch calls too."
+        known = [t for t in (self.parts, 1) if t in self.seconds_per_step]
+        threads, before = (min(known, key=self.seconds_per_step.get) if known else self.parts), torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try: return super().errors(loss)
+        finally: torch.set_num_threads(before)
+
+    def advance(self, steps: int, tol: float, blowup: float, check_every: int):
+        "Up to `steps` steps in one call; every state's loss is checked, since it comes out of the pass over the entries."
+        losses, status = torch.empty(max(steps, 1), dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
+        (m, n), w, threads, start = self.problem.shape, self.right.shape[1], self.threads(), time.perf_counter()
+        taken = self.run(m, n, w, len(self.cores), self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr(),
+                         self.left.data_ptr(), self.stacked.data_ptr(), self.right.data_ptr(), self.scale, self.lr,
+                         self.lr_outer, steps, tol, blowup, losses.data_ptr(), status.data_ptr(), self.parts, threads)
+        self.kernel_seconds += time.perf_counter() - start
+        if taken:
+            per_step, last = (time.perf_counter() - start) / taken, self.seconds_per_step.get(threads)
+            self.seconds_per_step[threads] = per_step if last is None else 0.5 * (last + per_step)
+            self.thread_steps[threads] = self.thread_steps.get(threads, 0) + taken
+        self.calls += 1
+        status = int(status[0])
+        value = losses[taken].item() if status != _RUNNING else (losses[taken - 1].item() if taken else math.nan)
+        return taken, status, value
+
 
 # %% ../nbs/03_completion.ipynb #870a410f
 def _chain_pair(factors) -> tuple[Tensor, Tensor]:
@@ -417,7 +731,7 @@ class CompletionResult:
         "Method, steps, convergence, times and final metrics: JSON-ready."
         return {'method': self.method, 'steps': self.steps, 'converged': self.converged,
                 'seconds': self.seconds, 'setup_seconds': self.setup_seconds,
-                'ms_per_step': 1e3 * self.seconds / max(self.steps, 1), **{k: v for k, v in self.final.items() if k != 'step'}}
+                'ms_per_step': 1e3 * self.seconds / self.steps if self.steps else None, **{k: v for k, v in self.final.items() if k != 'step'}}
 
     def plot(self, x: str = 'step', metrics=('train_loss', 'recovery_error'), ax=None, label=None):
         "Log-scale curves of `metrics` against 'step' or 'seconds'."
@@ -458,6 +772,8 @@ def default_lr(problem: CompletionProblem, depth: int = 3, loss: str = 'mean') -
 
 # %% ../nbs/03_completion.ipynb #8f3f56a0
 METHODS = ('original', 'compressed', 'narrow')
+KERNELS = ('fused', 'torch')
+_TRAIN_DTYPES = (torch.float32, torch.float64)
 _DENSE_INIT_LIMIT = 2000  # compressed: explicit Haar network up to this size, matrix-free above
 
 def _resolve_device(device):
@@ -467,6 +783,27 @@ def _resolve_device(device):
 def _check_positive(name, value, allow_zero=False):
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and (value >= 0 if allow_zero else value > 0)
     if not ok: raise ValueError(f"{name} must be a finite {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+
+def _check_train_dtype(dtype):
+    if dtype not in _TRAIN_DTYPES:
+        raise TypeError(f"training runs in float32 or float64, got {dtype} (torch's sparse kernels have no "
+                        f"{str(dtype).replace('torch.', '')} version): pass dtype=torch.float32")
+
+def _resolve_kernel(kernel, device, method) -> str:
+    if kernel not in (None, *KERNELS): raise ValueError(f"kernel must be one of {KERNELS} or None, got {kernel!r}")
+    if method == 'original': return 'dense'
+    if device.type != 'cpu':
+        if kernel == 'fused': raise ValueError(f"kernel='fused' runs on the CPU; on {device.type} use kernel=None or 'torch'")
+        return 'torch'
+    if kernel == 'torch': return 'torch'
+    if fused_kernel() is None:
+        if kernel == 'fused': raise RuntimeError("kernel='fused' was asked for, but the fused CPU kernel could not be built (see the warning)")
+        return 'torch'
+    return 'fused'
+
+def _sparse_chain(kernel, left, cores, right, problem, scale, lr, lr_outer):
+    if kernel == 'fused': return _FusedChain(left, cores, right, problem, scale, lr, lr_outer, fused_kernel())
+    return _SparseChain(left, cores, right, problem, scale, lr, lr_outer)
 
 def _build_compressed(problem, depth, k, eps, scale, seed, matrix_free):
     m, n = problem.shape
@@ -496,14 +833,14 @@ def train_completion(problem: CompletionProblem,  # the observed entries (and th
                      tol: float | None = None,  # stop when the train loss < tol (`loss` units); None: 1e-13 in mean units
                      max_steps: int = 100_000,  # gradient steps at most
                      device=None,  # None: CUDA when available, else CPU
-                     dtype: torch.dtype | None = None,  # None: the problem's dtype
+                     dtype: torch.dtype | None = None,  # None: the problem's dtype (float32 or float64)
                      log_every: int = 100,  # record the history every this many steps
-                     check_every: int = 10,  # test tol and divergence every this many steps (the only host syncs)
+                     check_every: int = 10,  # torch kernels: test tol and divergence every this many steps (the only host syncs)
                      progress: bool = True,  # show a tqdm progress bar
                      loss: str = 'mean',  # 'mean' (the paper's, c = 1/(mn)) or 'sum' (c = 1); lr_sum = lr_mean / (mn)
                      seed: int = 0,  # seed of the initialisation
                      matrix_free: bool | None = None,  # compressed: structured start never formed; None: above 2000 x 2000
-                     compile: bool | None = None,  # compressed, narrow: fuse the gather with torch.compile; None: from 100,000 observed entries
+                     kernel: str | None = None,  # compressed, narrow: 'fused' (CPU), 'torch'; None: fused on the CPU when it builds
                     ) -> CompletionResult:
     "Complete `problem` with a depth-`depth` factorization trained by full-batch gradient descent until the train loss < `tol`."
     if method not in METHODS: raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
@@ -524,7 +861,11 @@ def train_completion(problem: CompletionProblem,  # the observed entries (and th
             raise ValueError(f"the compressed width is 2k = {2 * k}; leave width=None or pass k={width // 2}")
     width = width if width is not None else (min(m, n) if method == 'original' else 2 * k)
     _check_int('width', width)
+    _check_train_dtype(dtype or problem.dtype)
+    if not bool(problem.values.any()):
+        raise ValueError("all observed values are zero: the zero matrix fits them exactly and there is nothing to complete")
     device = _resolve_device(device)
+    kernel = _resolve_kernel(kernel, device, method)
     problem = problem.to(device=device, dtype=dtype or problem.dtype)
     if lr is None: lr = default_lr(problem, depth, loss)
     _check_positive('lr', lr)
@@ -532,7 +873,7 @@ def train_completion(problem: CompletionProblem,  # the observed entries (and th
     _check_positive('tol', tol, allow_zero=True)
     config = dict(method=method, shape=[m, n], rank=problem.rank, observed=problem.num_observed, depth=depth,
                   width=width, k=k, eps=eps, lr=lr, gamma=gamma, tol=tol, loss=loss, seed=seed,
-                  device=str(device), dtype=str(problem.dtype).replace('torch.', ''), compile=compile)
+                  device=str(device), dtype=str(problem.dtype).replace('torch.', ''), kernel=kernel, threads=torch.get_num_threads())
     start = time.perf_counter()
     if method == 'original':
         factors = scaled_orthogonal_init(m, n, width, depth, eps, generator=torch.Generator().manual_seed(seed), dtype=problem.dtype)
@@ -541,12 +882,12 @@ def train_completion(problem: CompletionProblem,  # the observed entries (and th
         if matrix_free is None: matrix_free = max(m, n) > _DENSE_INIT_LIMIT
         config['matrix_free'] = matrix_free
         cf = _build_compressed(problem, depth, k, eps, scale, seed, matrix_free)
-        model = _SparseChain(cf.left, cf.cores, cf.right, problem, scale, lr, gamma * lr, compile)
+        model = _sparse_chain(kernel, cf.left, cf.cores, cf.right, problem, scale, lr, gamma * lr)
     else:
         W = scaled_orthogonal_init(m, n, width, depth, eps, generator=torch.Generator().manual_seed(seed), dtype=problem.dtype)
         W = [w.to(device) for w in W]
-        model = _SparseChain(W[-1], W[1:-1], W[0].T, problem, scale, lr, lr, compile)
-    return _run(model, problem, method, loss, scale, lr, tol, max_steps, log_every, check_every, progress, config,
+        model = _sparse_chain(kernel, W[-1], W[1:-1], W[0].T, problem, scale, lr, lr)
+    return _run(model, problem, method, loss, lr, tol, max_steps, log_every, check_every, progress, config,
                 setup_seconds=time.perf_counter() - start)
 
 # %% ../nbs/03_completion.ipynb #5818be20
@@ -557,37 +898,33 @@ def _history(problem):
 
 _BLOWUP = 100.0  # a train loss this many times the initial one counts as divergence
 
-def _run(model, problem, method, loss, scale, lr, tol, max_steps, log_every, check_every, progress, config, setup_seconds):
+def _run(model, problem, method, loss, lr, tol, max_steps, log_every, check_every, progress, config, setup_seconds):
     from tqdm.auto import tqdm
-    history = _history(problem)
+    history, start = _history(problem), time.perf_counter()
+    def record(step):
+        row = model.errors(loss)
+        row.update(step=step, seconds=time.perf_counter() - start)
+        for key in history: history[key].append(row[key])
+        return row['train_loss']
+    initial = record(0)
+    blowup = _BLOWUP * initial
+    step, status, value = 0, _status(initial, tol, blowup), initial
     bar = tqdm(total=max_steps, disable=not progress, desc=method, leave=False)
-    step, initial, converged, start = 0, None, False, time.perf_counter()
-    while True:
-        state = model.residual()
-        logging, checking = step % log_every == 0, step % check_every == 0 or step == max_steps
-        if logging or checking:  # the only host syncs: every check_every / log_every steps
-            value = 0.5 * scale * model.loss_sum(state).item()
-            if initial is None: initial = value
-            if not math.isfinite(value) or (initial > 0 and value > _BLOWUP * initial):
-                bar.close()
-                raise CompletionDiverged(_divergence_message(step, value, initial, lr, loss, problem.shape), step, value)
-            converged = value < tol
-            if logging or converged or step == max_steps:
-                row = model.errors(state, loss)
-                row.update(step=step, seconds=time.perf_counter() - start)
-                for key in history: history[key].append(row[key])
-            bar.update(step - bar.n); bar.set_postfix(loss=f"{value:.2e}")
-            if converged or step == max_steps: break
-        model.step(state)
-        step += 1
+    while status == _RUNNING and step < max_steps:  # one interval between history rows at a time
+        taken, status, value = model.advance(min(log_every - step % log_every, max_steps - step), tol, blowup, check_every)
+        step += taken
+        if status == _DIVERGED: break
+        value = record(step)
+        bar.update(step - bar.n); bar.set_postfix(loss=f"{value:.2e}")
     bar.close()
+    if status == _RUNNING: status = _status(value, tol, blowup)  # the last state, recorded but not yet checked
+    if status == _DIVERGED:
+        raise CompletionDiverged(_divergence_message(step, value, initial, lr, loss, problem.shape), step, value)
     seconds = time.perf_counter() - start
-    config['compile'] = getattr(getattr(model, 'pattern', None), 'compile', False)  # as resolved (and after any fallback)
-    if method == 'compressed':
-        out = CompressedFactorization(right=model.right, cores=model.cores, left=model.left)
-    else:
-        out = model.factors()
-    return CompletionResult(method, out, history, converged, step, seconds, setup_seconds, config)
+    if hasattr(model, 'thread_steps'):  # steps run on one / all threads, and the time inside the kernel (the rest: history rows)
+        config.update(thread_steps=dict(model.thread_steps), kernel_seconds=model.kernel_seconds)
+    out = CompressedFactorization(right=model.right, cores=model.cores, left=model.left) if method == 'compressed' else model.factors()
+    return CompletionResult(method, out, history, status == _CONVERGED, step, seconds, setup_seconds, config)
 
 # %% ../nbs/03_completion.ipynb #bb95e4b7
 def _record(history, problem, pattern, A, B, loss, step, start):
@@ -600,7 +937,7 @@ def soft_impute(problem: CompletionProblem, lam: float | None = None, max_rank: 
                 max_iters: int = 1000, tol: float = 1e-8, decay: float = 0.9, seed: int = 0,
                 log_every: int = 10, loss: str = 'mean', device=None) -> CompletionResult:
     "SoftImpute: Z <- SVT_lam(P_Omega(Y) + P_Omega^perp(Z)), lam decreasing geometrically from sigma_1(P_Omega Y) to `lam` (default 1% of it), each SVD by one warm-started block power step on the sparse-plus-low-rank iterate."
-    loss_scale(problem, loss)
+    loss_scale(problem, loss); _check_train_dtype(problem.dtype)
     problem = problem.to(device=_resolve_device(device))
     m, n = problem.shape
     pattern = ObservedPattern(problem.rows, problem.cols, problem.shape)
@@ -645,8 +982,8 @@ def _ridge_rows(pattern_rows, values, other, lam):
 def als(problem: CompletionProblem, rank: int | None = None, lam: float = 1e-10, max_iters: int = 200,
         tol: float | None = None, seed: int = 0, log_every: int = 1, loss: str = 'mean', device=None) -> CompletionResult:
     "Fixed-rank alternating least squares: X = U V^T, alternately solving the m row and n column ridge problems exactly, O(|Omega| r^2 + (m+n) r^3) per sweep."
-    loss_scale(problem, loss)
-    rank = rank or problem.rank
+    loss_scale(problem, loss); _check_train_dtype(problem.dtype)
+    rank = problem.rank if rank is None else rank
     if rank is None: raise ValueError("rank is required when the problem has no known rank")
     _check_int('rank', rank)
     m, n = problem.shape
@@ -671,41 +1008,61 @@ def als(problem: CompletionProblem, rank: int | None = None, lam: float = 1e-10,
                             dict(method='als', rank=rank, lam=lam, loss=loss))
 
 # %% ../nbs/03_completion.ipynb #956e54b4
+def _positive_int(text):
+    import argparse
+    try: value = int(text)
+    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
 def _parse_args(argv):
     import argparse
     p = argparse.ArgumentParser(prog='deeplora_mc', description="Deep matrix completion: complete a random rank-r matrix with the "
                                 "original, compressed or narrow deep factorization (and SoftImpute / ALS baselines); "
                                 "prints final metrics and writes a plot.")
-    p.add_argument('--m', type=int, default=300, help='rows (default 300)')
-    p.add_argument('--n', type=int, default=None, help='columns (default: = m)')
-    p.add_argument('--rank', type=int, default=5)
+    p.add_argument('--m', type=_positive_int, default=300, help='rows (default 300)')
+    p.add_argument('--n', type=_positive_int, default=None, help='columns (default: = m)')
+    p.add_argument('--rank', type=_positive_int, default=5)
     p.add_argument('--observed', type=float, default=0.2, help='observed fraction in (0, 1]')
     p.add_argument('--methods', nargs='+', default=['compressed'], choices=[*METHODS, 'softimpute', 'als'])
     p.add_argument('--depth', type=int, default=3)
-    p.add_argument('--width', type=int, default=None)
-    p.add_argument('--k', type=int, default=None, help='rank bound r_hat (default: the true rank)')
+    p.add_argument('--width', type=_positive_int, default=None)
+    p.add_argument('--k', type=_positive_int, default=None, help='rank bound r_hat (default: the true rank)')
     p.add_argument('--eps', type=float, default=1e-3)
     p.add_argument('--lr', type=float, default=None, help='learning rate in --loss units (default: automatic)')
     p.add_argument('--gamma', type=float, default=0.01, help='outer-factor lr multiplier (compressed)')
     p.add_argument('--tol', type=float, default=None, help='stop when the train loss < tol (default 1e-13 in mean units)')
-    p.add_argument('--max-steps', type=int, default=100_000)
+    p.add_argument('--max-steps', type=_positive_int, default=100_000)
     p.add_argument('--loss', choices=LOSSES, default='mean')
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda when available)')
     p.add_argument('--dtype', choices=['float64', 'float32'], default='float64')
-    p.add_argument('--threads', type=int, default=None, help='CPU threads for torch')
-    p.add_argument('--compile', action=argparse.BooleanOptionalAction, default=None,
-                   help='fuse the gather kernel with torch.compile (default: from 100,000 observed entries)')
-    p.add_argument('--log-every', type=int, default=100)
+    p.add_argument('--threads', type=_positive_int, default=None, help='CPU threads (default: all cores, as torch chooses)')
+    p.add_argument('--kernel', choices=KERNELS, default=None,
+                   help='compressed, narrow: the fused CPU kernel or the torch kernels (default: fused on the CPU when it builds)')
+    p.add_argument('--log-every', type=_positive_int, default=100)
     p.add_argument('--plot', default='deeplora_mc.png', help='where to write the plot (PNG)')
     p.add_argument('--json', default=None, help='also write the summaries as JSON here')
     p.add_argument('--no-progress', action='store_true')
-    return p.parse_args(argv)
+    return p, p.parse_args(argv)
+
+def _check_output(parser, flag, path, formats=None):
+    "Refuse an output path before any training: a file (not a folder) in an existing, writable folder, of a known format if it names one."
+    import os
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path): parser.error(f"{flag} {path}: is a folder, not a file name")
+    if not os.path.isdir(folder): parser.error(f"{flag} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK): parser.error(f"{flag} {path}: the folder {folder} is not writable")
+    suffix = os.path.splitext(path)[1].lstrip('.').lower()
+    if formats and suffix and suffix not in formats: parser.error(f"{flag} {path}: unknown image format {suffix!r} (use one of {', '.join(sorted(formats))})")
 
 def main(argv=None):
     "Console script `deeplora_mc`; returns the results when given `argv` (None as a console script, so the exit status is 0)."
     import json, sys
-    args = _parse_args(argv)
+    parser, args = _parse_args(argv)
+    from matplotlib.backend_bases import FigureCanvasBase
+    _check_output(parser, '--plot', args.plot, formats=FigureCanvasBase.get_supported_filetypes())
+    if args.json: _check_output(parser, '--json', args.json)
     if args.threads: torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     problem = CompletionProblem.random(args.m, args.n or args.m, args.rank, args.observed, seed=args.seed, dtype=dtype)
@@ -719,15 +1076,19 @@ def main(argv=None):
                 result = train_completion(problem, method, depth=args.depth, width=args.width, k=args.k, eps=args.eps, lr=args.lr,
                                           gamma=args.gamma, tol=args.tol, max_steps=args.max_steps, device=args.device, dtype=dtype,
                                           log_every=args.log_every, progress=not args.no_progress, loss=args.loss, seed=args.seed,
-                                          compile=args.compile)
+                                          kernel=args.kernel)
         except CompletionDiverged as e:
             print(f"{method}: {e}", file=sys.stderr)
             raise SystemExit(2)
         results.append(result)
         s = result.summary()
+        per_step = f"{s['ms_per_step']:.3f} ms/iteration" if s['ms_per_step'] is not None else 'no iteration'
         print(f"{method:>10}: {s['steps']:>7} iterations, converged={s['converged']}, {s['seconds']:.2f} s "
-              f"({s['ms_per_step']:.3f} ms/iteration), train loss {s['train_loss']:.3e}, "
+              f"({per_step}), train loss {s['train_loss']:.3e}, "
               f"recovery error {s['recovery_error']:.3e}, relative error {s['relative_error']:.3e}")
+    if args.json:  # the results first: a failing plot must not lose them
+        with open(args.json, 'w') as f: json.dump([r.summary() | {'config': r.config} for r in results], f, indent=1)
+        print(f"results written to {args.json}")
     import matplotlib; matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -735,6 +1096,4 @@ def main(argv=None):
     fig.suptitle(f"{args.m} x {args.n or args.m}, rank {args.rank}, {100 * args.observed:g}% observed", fontsize=10)
     fig.tight_layout(); fig.savefig(args.plot, dpi=100); plt.close(fig)
     print(f"plot written to {args.plot}")
-    if args.json:
-        with open(args.json, 'w') as f: json.dump([r.summary() | {'config': r.config} for r in results], f, indent=1)
     return results if argv is not None else None  # a console script's return value becomes its exit status

@@ -60,12 +60,20 @@ def _check_eps(eps):
     if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
         raise ValueError(f"eps must be a finite positive number, got {eps!r}")
 
+def _check_gradient(name, grad, dtype):
+    "A gradient must be a 2-D floating matrix in the dtype of the factors it goes with."
+    if not isinstance(grad, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(grad).__name__}")
+    if grad.ndim != 2: raise ValueError(f"{name} must be a 2-D matrix (a gradient with respect to a factor or to X), got shape {tuple(grad.shape)}")
+    if grad.dtype != dtype:
+        raise TypeError(f"{name} has dtype {grad.dtype} but the factors have {dtype}: convert one, e.g. {name}.to({dtype})")
+
 def _orthonormal_basis(*blocks: Tensor) -> Tensor:
     basis, _ = torch.linalg.qr(torch.cat(blocks, dim=1))
     return basis
 
 def compression_basis(grad_first: Tensor, first_factor: Tensor, k: int, eps: float) -> Tensor:
     "Orthonormal n x 2k basis of span(top-k right singular vectors of `grad_first`) + span(first_factor.T @ U_k / eps)."
+    _check_gradient('grad_first', grad_first, first_factor.dtype)
     if grad_first.shape != first_factor.shape:
         raise ValueError(f"grad_first has shape {tuple(grad_first.shape)} but the first factor has shape {tuple(first_factor.shape)}")
     if not torch.isfinite(grad_first).all(): raise ValueError("grad_first contains non-finite values (nan or inf)")
@@ -160,6 +168,7 @@ def _top_singular_vectors(A: Tensor, k: int, niter: int = 8, oversample: int = 1
 
 def compress_matrix_free(grad_X0: Tensor, Q, k: int, eps: float, depth: int, niter: int = 8) -> CompressedFactorization:
     "Compress a depth-L Haar network with X(0) = eps^L Q from `grad_X0` = dLoss/dX at X(0), dense or sparse; Q a `RandomOrthogonal` or a dense tensor."
+    _check_gradient('grad_X0', grad_X0, Q.V.dtype if isinstance(Q, RandomOrthogonal) else Q.dtype)
     m, n = grad_X0.shape
     if tuple(Q.shape) != (m, n): raise ValueError(f"Q has shape {tuple(Q.shape)} but grad_X0 has shape {(m, n)}")
     _check_k(k, m, n); _check_eps(eps)
