@@ -14,9 +14,11 @@ from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, FinetuneConfig, T
                        _check_writable, _positive_int, _positive_number)
 
 # %% auto #0
-__all__ = ['ARMS', 'COMPRESSED_LR', 'EARLY_STEP', 'paired_difference', 'ComparisonConfig', 'run_plan', 'best_lrs', 'summarize',
-           'run_comparison', 'comparison_table', 'plot_comparison', 'write_report', 'main', 'protocol_run_id',
-           'protocol_plan', 'read_protocol_runs', 'run_protocol']
+__all__ = ['ARMS', 'COMPRESSED_LR', 'EARLY_STEP', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig', 'run_plan',
+           'best_lrs', 'summarize', 'run_comparison', 'comparison_table', 'plot_comparison', 'write_report', 'main',
+           'protocol_run_id', 'protocol_plan', 'read_protocol_runs', 'run_protocol', 'metric_at', 'select', 'paired',
+           'verdict', 'majority_rate', 'markdown_table', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step',
+           'parsimony_rows', 'summary_lines']
 
 # %% ../nbs/07_experiments.ipynb #9c9ede4e
 def paired_difference(reference, other, permutations: int = 20000, seed: int = 0) -> dict:
@@ -373,6 +375,8 @@ def run_protocol(results_path,                 # JSON-lines file: one line per f
     share one file); restarting resumes. Returns how many runs this call finished."""
     results_path = Path(results_path)
     plan = protocol_plan() if plan is None else plan
+    _check_writable(results_path.parent)                  # bad paths fail now, not after the first run
+    for model in {config.model for _, _, config in plan}: load_model(model, 2)
     claims = results_path.parent / (results_path.stem + ".claims")
     claims.mkdir(parents=True, exist_ok=True)
     tasks, finished = {}, 0
@@ -392,3 +396,147 @@ def run_protocol(results_path,                 # JSON-lines file: one line per f
             finished += 1
         finally: claim.unlink(missing_ok=True)
     return finished
+
+# %% ../nbs/07_experiments.ipynb #59a36fbe
+PAPER = {   # the paper's numbers (BERT-base; STS-B Pearson unless named), beside which ours are read
+    "fewshot": {16: (.529, .598), 64: (.735, .751), 256: (.814, .828)},               # (vanilla LoRA, full-width Deep LoRA)
+    "rank": {8: (.539, .635), 16: (.524, .652), 32: (.456, .660), 64: (.175, .667)},  # (vanilla LoRA, narrow Deep LoRA)
+    "progress": {"deep_lora": (.649, .694), "deep_lora_compressed": (.601, .680), "deep_lora_narrow": (0.0, .720)},  # (step 20, final)
+}
+LABELS = {"lora": "LoRA", "peft_lora": "PEFT LoRA", "deep_lora": "Deep LoRA (full)", "deep_lora_narrow": "Deep LoRA (narrow)",
+          "deep_lora_compressed": "Deep LoRA (compressed)"}
+
+def metric_at(record: dict, step: int | None = None) -> float | None:
+    "A run's metric after `step` (None: after the last step); None when it was not evaluated there."
+    if step is None: return record["metric"]
+    return next((v for s, v in record["history"] if s == step), None)
+
+def select(runs, arm: str | None = None, **where) -> dict:
+    "{seed: record} of the runs in `arm` whose config matches every `where` (e.g. task=..., n_train=16, method=...)."
+    return {r["config"]["seed"]: r for r in runs if (arm is None or r["arm"] == arm)
+            and all(r["config"][k] == v for k, v in where.items())}
+
+def paired(reference: dict, other: dict, step: int | None = None) -> dict | None:
+    "`paired_difference` of other - reference over the seeds both have; None with fewer than two."
+    seeds = sorted(s for s in set(reference) & set(other)
+                   if metric_at(reference[s], step) is not None and metric_at(other[s], step) is not None)
+    if len(seeds) < 2: return None
+    a, b = [metric_at(reference[s], step) for s in seeds], [metric_at(other[s], step) for s in seeds]
+    return dict(paired_difference(a, b), reference_mean=float(np.mean(a)), other_mean=float(np.mean(b)), seeds=seeds)
+
+def verdict(d: dict | None, reference: str, other: str, alpha: float = 0.05) -> str:
+    "Which method the paired runs favour: significant at `alpha` (sign-flip test), or no detectable difference."
+    if d is None: return "not run yet"
+    if d["p_value"] >= alpha: return f"no significant difference ({d['n']} seeds)"
+    return f"{LABELS[other] if d['mean'] > 0 else LABELS[reference]} ahead (p = {d['p_value']:.3f})"
+
+def majority_rate(task: Task, eval_size: int | None) -> float:
+    "Accuracy of always answering the most frequent class of the evaluation slice (the floor a classifier must beat)."
+    from deeplora_nb.finetune import evaluation_examples
+    labels = [e["label"] for e in evaluation_examples(task, eval_size if eval_size and eval_size <= len(task.validation) else None)]
+    return float(np.bincount(labels).max() / len(labels))
+
+# %% ../nbs/07_experiments.ipynb #f1cd9151
+def _fmt(x, digits: int = 3) -> str: return "-" if x is None else f"{x:.{digits}f}"
+
+def _diff_cells(d: dict | None) -> list:
+    if d is None: return ["-", "-", "-", "-", "-"]
+    return [str(d["n"]), f"{d['reference_mean']:.3f} / {d['other_mean']:.3f}", f"{d['mean']:+.3f} +- {d['se']:.3f}",
+            f"{d['wins']}/{d['losses']}", f"{d['p_value']:.3f}"]
+
+def markdown_table(header: list, rows: list) -> str:
+    "A markdown table from a header and rows of cells."
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
+
+def fewshot_rows(runs, tasks=("rotten_tomatoes", "bbc_news"), sizes=(16, 64, 256), other: str = "deep_lora") -> list:
+    "Claim 1 (few-shot): per task, n and arm, full-width Deep LoRA minus vanilla LoRA, paired by seed."
+    rows = []
+    for task in tasks:
+        for n in sizes:
+            for arm in ARMS:
+                ref, oth = select(runs, arm, task=task, n_train=n, method="lora", rank=8), select(runs, arm, task=task, n_train=n, method=other, rank=8)
+                if not ref and not oth: continue
+                d = paired(ref, oth)
+                paper = PAPER["fewshot"].get(n)
+                rows.append(dict(task=task, n=n, arm=arm, diff=d, verdict=verdict(d, "lora", other),
+                                 paper=f"{paper[0]:.3f} / {paper[1]:.3f} ({paper[1] - paper[0]:+.3f})" if paper else "-"))
+    return rows
+
+def rank_rows(runs, ranks=(8, 16, 32, 64)) -> list:
+    "Claim 2 (rank robustness): per rank and arm, narrow Deep LoRA minus vanilla LoRA, n = 16, paired by seed."
+    rows = []
+    for r in ranks:
+        for arm in ARMS:
+            ref = select(runs, arm, task="rotten_tomatoes", n_train=16, method="lora", rank=r)
+            oth = select(runs, arm, task="rotten_tomatoes", n_train=16, method="deep_lora_narrow", rank=r, lr=1e-4)
+            if not ref and not oth: continue
+            d = paired(ref, oth)
+            rows.append(dict(rank=r, arm=arm, diff=d, verdict=verdict(d, "lora", "deep_lora_narrow"),
+                             paper=f"{PAPER['rank'][r][0]:.3f} / {PAPER['rank'][r][1]:.3f}"))
+    return rows
+
+def progress_rows(runs, step: int = EARLY_STEP) -> list:
+    "Claim 4 (early progress): per variant and arm, the metric at `step` and at the end (n = 16, rank 8), mean over seeds."
+    rows = []
+    variants = [("deep_lora", 1e-4), ("deep_lora_narrow", 1e-4), ("deep_lora_compressed", 1e-4), ("deep_lora_compressed", COMPRESSED_LR)]
+    for arm in ARMS:
+        narrow = select(runs, arm, task="rotten_tomatoes", n_train=16, method="deep_lora_narrow", rank=8, lr=1e-4)
+        for method, lr in variants:
+            got = select(runs, arm, task="rotten_tomatoes", n_train=16, method=method, rank=8, lr=lr)
+            if not got: continue
+            early = [metric_at(r, step) for r in got.values() if metric_at(r, step) is not None]
+            vs_narrow = paired(narrow, got, step) if method != "deep_lora_narrow" else None
+            paper = PAPER["progress"][method]
+            rows.append(dict(method=method, lr=lr, arm=arm, n=len(got), early=float(np.mean(early)) if early else None,
+                             final=float(np.mean([r["metric"] for r in got.values()])), vs_narrow=vs_narrow,
+                             verdict=verdict(vs_narrow, "deep_lora_narrow", method) if method != "deep_lora_narrow" else "reference",
+                             paper=f"{paper[0]:.3f} / {paper[1]:.3f}"))
+    return rows
+
+def escape_step(record: dict) -> int | None:
+    "The first recorded step at which some adapted layer's update has left rank 0 (None: none did)."
+    return next((s for s, moved in record.get("layers_moved", []) if moved > 0), None)
+
+def parsimony_rows(runs) -> list:
+    "Claim 3 (parsimony) and the plateau: per (task, n, method, rank, lr, arm), layers at rank 0, the median rank of the others, escape steps."
+    groups = {}
+    for r in runs:
+        c = r["config"]
+        if "update_ranks" not in r: continue
+        groups.setdefault((c["task"], c["n_train"], c["method"], c["rank"], c["lr"], r["arm"]), []).append(r)
+    rows = []
+    for (task, n, method, rank, lr, arm), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        ranks = [list(r["update_ranks"].values()) for r in rs]
+        zero = [sum(v == 0 for v in rk) for rk in ranks]
+        nonzero = [v for rk in ranks for v in rk if v > 0]
+        escapes = [escape_step(r) for r in rs]
+        moved = [e for e in escapes if e is not None]
+        rows.append(dict(task=task, n=n, method=method, rank=rank, lr=lr, arm=arm, runs=len(rs), layers=len(ranks[0]),
+                         rank_zero=float(np.mean(zero)), median_rank=float(np.median(nonzero)) if nonzero else 0.0,
+                         escaped=len(moved), escape_median=float(np.median(moved)) if moved else None, steps=rs[0]["config"]["steps"]))
+    return rows
+
+# %% ../nbs/07_experiments.ipynb #e448959a
+def _effect(d: dict | None, reference: str, other: str) -> str:
+    if d is None: return "not enough runs yet"
+    return f"{verdict(d, reference, other)}, {LABELS[other]} minus {LABELS[reference]} {d['mean']:+.3f} +- {d['se']:.3f}"
+
+def summary_lines(runs) -> list[str]:
+    "The reading of the saved runs, one sentence per finished comparison, worded from the numbers (whichever way they fall)."
+    lines = []
+    for r in fewshot_rows(runs):
+        paper = f"; the paper's gain on STS-B: {r['paper'].split('(')[-1].rstrip(')')}" if r["paper"] != "-" else ""
+        lines.append(f"Few-shot, {r['task']}, n = {r['n']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora')}{paper}.")
+    for r in rank_rows(runs):
+        lines.append(f"Rank {r['rank']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora_narrow')}.")
+    for r in progress_rows(runs):
+        if r["method"] == "deep_lora_narrow": continue
+        lines.append(f"Early progress, {LABELS[r['method']]} at lr {r['lr']:g}, {r['arm']} arm: step 20 {_fmt(r['early'])}, final {_fmt(r['final'])}; "
+                     f"against the narrow adapter at step 20: {_effect(r['vs_narrow'], 'deep_lora_narrow', r['method'])}.")
+    for r in parsimony_rows(runs):
+        if r["method"] == "peft_lora": continue
+        escape = (f"some layer left rank 0 in {r['escaped']} of {r['runs']} runs (median step {r['escape_median']:.0f})" if r["escaped"]
+                  else f"no layer left rank 0 within {r['steps']} steps in any of the {r['runs']} runs")
+        lines.append(f"Updates, {r['task']}, n = {r['n']}, {LABELS[r['method']]} (rank {r['rank']}, lr {r['lr']:g}), {r['arm']} arm: "
+                     f"{r['rank_zero']:.1f} of {r['layers']} layers at rank 0, the others of median rank {r['median_rank']:g}; {escape}.")
+    return lines
