@@ -302,6 +302,7 @@ def protocol_plan(steps: int = 200,            # training steps of every part bu
                   eval_size: int | None = 1000,  # validation examples (None, or more than the split: the whole split)
                   device: str = "cpu",
                   rank_every: int = 10,        # record how many layers have left rank 0 every this many steps
+                  probe_steps: int = 60,       # steps of the plateau probe (part p, run only when asked for)
                   parts: str = "abcdef") -> list[tuple[str, str, FinetuneConfig]]:
     """The paper's protocol in the order it is run: [(part, run id, config)]. Frozen head, shared lr 1e-4, AdamW, batch 16,
     max length 128 (longer examples dropped in training and evaluation); each run in both arms (`ARMS`), paired by seed."""
@@ -318,6 +319,9 @@ def protocol_plan(steps: int = 200,            # training steps of every part bu
         d=cells("d", "rotten_tomatoes", 16, ("deep_lora", "deep_lora_narrow", "deep_lora_compressed"), few_seeds)
           + cells("d", "rotten_tomatoes", 16, ("deep_lora_compressed",), few_seeds, lr=COMPRESSED_LR),
         e=cells("e", "bbc_news", 16, ("lora", "deep_lora"), seeds),
+        p=[(p, arm, replace(c, steps=probe_steps, rank_every=5)) for task in ("bbc_news", "rotten_tomatoes")
+           for p, arm, c in cells("p", task, 16, ("deep_lora", "deep_lora_narrow", "deep_lora_compressed") if task == "bbc_news"
+                                  else ("deep_lora_narrow", "deep_lora_compressed"), 1)][::-1],   # the remedy arm first
         f=[(p, arm, replace(c, steps=steps_256, eval_steps=(EARLY_STEP,) if EARLY_STEP <= steps_256 else ()))
            for p, arm, c in cells("f", "rotten_tomatoes", 256, ("lora", "deep_lora", "deep_lora_compressed", "peft_lora"), few_seeds)],
     )
@@ -426,7 +430,7 @@ def paired(reference: dict, other: dict, step: int | None = None) -> dict | None
 
 def verdict(d: dict | None, reference: str, other: str, alpha: float = 0.05) -> str:
     "Which method the paired runs favour: significant at `alpha` (sign-flip test), or no detectable difference."
-    if d is None: return "not run yet"
+    if d is None: return "fewer than 2 paired seeds so far"
     if d["p_value"] >= alpha: return f"no significant difference ({d['n']} seeds)"
     return f"{LABELS[other] if d['mean'] > 0 else LABELS[reference]} ahead (p = {d['p_value']:.3f})"
 
@@ -518,7 +522,7 @@ def parsimony_rows(runs) -> list:
 
 # %% ../nbs/07_experiments.ipynb #e448959a
 def _effect(d: dict | None, reference: str, other: str) -> str:
-    if d is None: return "not enough runs yet"
+    if d is None: return "fewer than 2 paired seeds so far"
     return f"{verdict(d, reference, other)}, {LABELS[other]} minus {LABELS[reference]} {d['mean']:+.3f} +- {d['se']:.3f}"
 
 def summary_lines(runs) -> list[str]:
