@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, FinetuneConfig, Task, finetune, load_task, load_model,
+from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, COMPRESSED_LR, FinetuneConfig, Task, finetune, load_task, load_model,
                        _check_writable, _positive_int, _positive_number)
 
 # %% auto #0
-__all__ = ['ARMS', 'COMPRESSED_LR', 'EARLY_STEP', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig', 'run_plan',
-           'best_lrs', 'summarize', 'run_comparison', 'comparison_table', 'plot_comparison', 'write_report', 'main',
-           'protocol_run_id', 'protocol_plan', 'read_protocol_runs', 'run_protocol', 'metric_at', 'select', 'paired',
-           'verdict', 'majority_rate', 'markdown_table', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step',
+__all__ = ['ARMS', 'EARLY_STEP', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig', 'run_plan', 'best_lrs', 'summarize',
+           'run_comparison', 'comparison_table', 'plot_comparison', 'write_report', 'main', 'protocol_run_id',
+           'protocol_plan', 'read_protocol_runs', 'run_protocol', 'metric_at', 'select', 'paired', 'verdict',
+           'majority_rate', 'markdown_table', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step',
            'parsimony_rows', 'summary_lines']
 
 # %% ../nbs/07_experiments.ipynb #9c9ede4e
@@ -235,7 +235,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="deeplora_finetune", description="Paired few-shot comparison of Deep LoRA and LoRA on a text classification task.")
     p.add_argument("--task", default="rotten_tomatoes", help=f"offline task {OFFLINE_TASKS}, a CSV/JSON file, or a datasets name (glue/stsb)")
     p.add_argument("--model", default=None, help="sequence-classification checkpoint (folder or hub name); default: the offline MiniLM")
-    p.add_argument("--methods", type=_csv(str, "method names"), default=("lora", "deep_lora_compressed"), help=f"comma-separated, from {list(METHODS)}")
+    p.add_argument("--methods", type=_csv(str, "method names"), default=("lora", "deep_lora"), help=f"comma-separated, from {list(METHODS)}")
     p.add_argument("--n-train", type=_positive_ints, default=(16, 64), help="few-shot sizes, comma-separated")
     p.add_argument("--seeds", type=_positive_int_arg, default=5, help="paired seeds per size")
     p.add_argument("--steps", type=_positive_int_arg, default=100)
@@ -286,7 +286,6 @@ def main(argv=None) -> dict | None:
 
 # %% ../nbs/07_experiments.ipynb #784ce347
 ARMS = {"paper": PAPER_ADAM_EPS, "remedy": "auto"}   # AdamW eps of the adapters: the paper's, or set from the init gradient
-COMPRESSED_LR = 1e-2                                # the authors' compressed run: lr 1e-2, gamma 0.01
 EARLY_STEP = 20                                     # the paper's early-progress figure reads the metric here
 
 def protocol_run_id(config: FinetuneConfig, arm: str) -> str:

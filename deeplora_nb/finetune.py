@@ -15,12 +15,13 @@ from .adapter import (DeepLoRAConfig, apply_deep_lora, compress_deep_lora, deep_
                                  find_target_modules, save_deep_lora, load_deep_lora, update_ranks)
 
 # %% auto #0
-__all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'data_dir',
-           'offline_manifest', 'Task', 'parse_dataset_name', 'load_task', 'matthews_corrcoef', 'pearson',
-           'compute_metric', 'default_model_path', 'head_names', 'init_head', 'load_model', 'tiny_bert', 'encode',
-           'collate', 'few_shot_indices', 'batch_schedule', 'evaluation_examples', 'predict', 'evaluate',
-           'FinetuneConfig', 'adapter_config', 'adapted_layers', 'split_head_group', 'init_gradient_scale',
-           'adam_eps_from_gradient', 'attach_method', 'finetune', 'load_finetuned', 'ddp_worker', 'check_ddp']
+__all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'DEFAULT_LR',
+           'COMPRESSED_LR', 'data_dir', 'offline_manifest', 'Task', 'parse_dataset_name', 'load_task',
+           'matthews_corrcoef', 'pearson', 'compute_metric', 'default_model_path', 'head_names', 'init_head',
+           'load_model', 'tiny_bert', 'encode', 'collate', 'few_shot_indices', 'batch_schedule', 'evaluation_examples',
+           'predict', 'evaluate', 'FinetuneConfig', 'adapter_config', 'adapted_layers', 'split_head_group',
+           'init_gradient_scale', 'adam_eps_from_gradient', 'attach_method', 'finetune', 'load_finetuned', 'ddp_worker',
+           'check_ddp']
 
 # %% ../nbs/05_finetune.ipynb #416edd2a
 OFFLINE_TASKS = ("rotten_tomatoes", "bbc_news")
@@ -392,6 +393,8 @@ METHODS = {
 # %% ../nbs/05_finetune.ipynb #d19fb512
 PAPER_ADAM_EPS = 1e-6
 REFERENCE_ESCAPE_STEPS = 50.0  # the paper's STS-B runs: 1e-6 / (lr 1e-4 * eps 1e-3 * sigma_G 0.2)
+DEFAULT_LR = 1e-4              # the paper's rate for LoRA and the full-width and narrow adapters
+COMPRESSED_LR = 1e-2           # the authors' rate for the compressed adapter: an r x r core moves about lr * r per step
 
 def _positive_int(value) -> bool: return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 def _positive_number(value) -> bool: return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
@@ -408,7 +411,7 @@ class FinetuneConfig:
     gamma: float = 0.01               # compressed: outer factors train at gamma * lr
     targets: str = "all-dense"        # a preset of the adapter module, a regex or a list of names
     min_dim: int | None = None        # "all-dense" threshold; None: the model's hidden size
-    lr: float = 1e-4                  # the adapters' learning rate
+    lr: float | None = None           # the adapters' rate; None: COMPRESSED_LR for the compressed adapter, else DEFAULT_LR
     head_lr: float = 1e-3             # the head's (and any other kept-trainable module's) own rate, the same for every method
     steps: int = 200
     batch_size: int = 16
@@ -441,6 +444,7 @@ class FinetuneConfig:
         for name in ("eval_offset", "eval_every", "rank_every"):
             value = getattr(self, name)
             if not (_positive_int(value) or value == 0) or isinstance(value, bool): raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        if self.lr is None: self.lr = COMPRESSED_LR if self.method == "deep_lora_compressed" else DEFAULT_LR
         for name in ("lr", "head_lr", "eps", "escape_steps"):
             if not _positive_number(getattr(self, name)): raise ValueError(f"{name} must be a finite positive number, got {getattr(self, name)!r}")
         for name in ("gamma", "weight_decay"):
