@@ -414,9 +414,9 @@ def metric_at(record: dict, step: int | None = None) -> float | None:
     if step is None: return record["metric"]
     return next((v for s, v in record["history"] if s == step), None)
 
-def select(runs, arm: str | None = None, **where) -> dict:
-    "{seed: record} of the runs in `arm` whose config matches every `where` (e.g. task=..., n_train=16, method=...)."
-    return {r["config"]["seed"]: r for r in runs if (arm is None or r["arm"] == arm)
+def select(runs, arm: str | None = None, parts_excluded=("p",), **where) -> dict:
+    "{seed: record} of the runs in `arm` whose config matches every `where` (e.g. task=..., n_train=16, method=...); probe runs left out."
+    return {r["config"]["seed"]: r for r in runs if (arm is None or r["arm"] == arm) and r.get("part") not in parts_excluded
             and all(r["config"][k] == v for k, v in where.items())}
 
 def paired(reference: dict, other: dict, step: int | None = None) -> dict | None:
@@ -462,6 +462,7 @@ def fewshot_rows(runs, tasks=("rotten_tomatoes", "bbc_news"), sizes=(16, 64, 256
                 d = paired(ref, oth)
                 paper = PAPER["fewshot"].get(n)
                 rows.append(dict(task=task, n=n, arm=arm, diff=d, verdict=verdict(d, "lora", other),
+                                 values={m: [r["metric"] for r in got.values()] for m, got in (("lora", ref), (other, oth))},
                                  paper=f"{paper[0]:.3f} / {paper[1]:.3f} ({paper[1] - paper[0]:+.3f})" if paper else "-"))
     return rows
 
@@ -501,14 +502,14 @@ def escape_step(record: dict) -> int | None:
     return next((s for s, moved in record.get("layers_moved", []) if moved > 0), None)
 
 def parsimony_rows(runs) -> list:
-    "Claim 3 (parsimony) and the plateau: per (task, n, method, rank, lr, arm), layers at rank 0, the median rank of the others, escape steps."
+    "Claim 3 (parsimony) and the plateau: per (task, n, method, rank, lr, arm, steps), layers at rank 0, the median rank of the others, escape steps."
     groups = {}
     for r in runs:
         c = r["config"]
         if "update_ranks" not in r: continue
-        groups.setdefault((c["task"], c["n_train"], c["method"], c["rank"], c["lr"], r["arm"]), []).append(r)
+        groups.setdefault((c["task"], c["n_train"], c["method"], c["rank"], c["lr"], r["arm"], c["steps"]), []).append(r)
     rows = []
-    for (task, n, method, rank, lr, arm), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    for (task, n, method, rank, lr, arm, steps), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
         ranks = [list(r["update_ranks"].values()) for r in rs]
         zero = [sum(v == 0 for v in rk) for rk in ranks]
         nonzero = [v for rk in ranks for v in rk if v > 0]
@@ -516,7 +517,7 @@ def parsimony_rows(runs) -> list:
         moved = [e for e in escapes if e is not None]
         rows.append(dict(task=task, n=n, method=method, rank=rank, lr=lr, arm=arm, runs=len(rs), layers=len(ranks[0]),
                          rank_zero=float(np.mean(zero)), median_rank=float(np.median(nonzero)) if nonzero else 0.0,
-                         escaped=len(moved), escape_median=float(np.median(moved)) if moved else None, steps=rs[0]["config"]["steps"]))
+                         escaped=len(moved), escape_median=float(np.median(moved)) if moved else None, steps=steps))
     return rows
 
 # %% ../nbs/07_experiments.ipynb #e448959a
@@ -529,7 +530,9 @@ def summary_lines(runs) -> list[str]:
     lines = []
     for r in fewshot_rows(runs):
         paper = f"; the paper's gain on STS-B: {r['paper'].split('(')[-1].rstrip(')')}" if r["paper"] != "-" else ""
-        lines.append(f"Few-shot, {r['task']}, n = {r['n']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora')}{paper}.")
+        so_far = "" if r["diff"] else " (" + ", ".join(f"{LABELS[m]} {np.mean(v):.3f} over {len(v)} run{'s' * (len(v) != 1)}"
+                                                       for m, v in r["values"].items() if v) + ")"
+        lines.append(f"Few-shot, {r['task']}, n = {r['n']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora')}{so_far}{paper}.")
     for r in rank_rows(runs):
         lines.append(f"Rank {r['rank']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora_narrow')}.")
     for r in progress_rows(runs):
