@@ -1,44 +1,54 @@
-"""Run the fine-tuning notebook's slow experiments as two processes (one torch thread each) on a 2-core machine.
+"""Run the paper's fine-tuning protocol (deeplora_nb.experiments.protocol_plan) resumably, in several processes.
 
-    python bench/finetune_experiments.py                 # both halves, in parallel
-    python bench/finetune_experiments.py --part A        # fewshot (tuning first), then rank
-    python bench/finetune_experiments.py --part B        # shared, then progress (waits for the tuning runs of A)
+    nice -n 10 python bench/finetune_experiments.py --workers 2 --pids /tmp/deeplora_runner.pids   # this 2-core CPU box
+    python bench/finetune_experiments.py --model /data/minilm --device cuda --steps 500 --seeds 20 \\
+        --results runs/protocol_gpu.jsonl                                   # the full-size version on a GPU machine
 
-Results are appended to nbs/results/05_finetune/ as each run finishes; re-running resumes.
+Each finished run is appended as one JSON line to --results (default nbs/results/07_experiments/protocol.jsonl);
+restarting skips the runs already there, and the processes share the file, each taking the next run no one holds.
+The model comes from --model (a local folder: a machine without internet needs no hub), default the offline MiniLM.
 """
-import argparse, json, os, subprocess, sys, time
+import argparse, os, subprocess, sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-RESULTS = Path(__file__).resolve().parents[1] / "nbs" / "results" / "05_finetune"
-PARTS = {"A": ("fewshot", "rank"), "B": ("shared", "progress")}
+RESULTS = Path(__file__).resolve().parents[1] / "nbs" / "results" / "07_experiments" / "protocol.jsonl"
 
 
-def wait_for_tuning(path: Path, expected: int, poll: float = 20.0):
-    while True:
-        lines = path.read_text().splitlines() if path.exists() else []
-        if sum(json.loads(l)["phase"] == "tune" for l in lines if l.strip()) >= expected: return
-        time.sleep(poll)
+def parser():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--results", type=Path, default=RESULTS, help="JSON-lines results file (appended, resumable)")
+    p.add_argument("--workers", type=int, default=1, help="processes sharing the plan")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    p.add_argument("--model", default=None, help="local model folder or hub name (default: the offline MiniLM)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=200, help="steps of parts a-e (the paper: 500 for the few-shot sweep)")
+    p.add_argument("--steps-256", type=int, default=500, help="steps of part f")
+    p.add_argument("--seeds", type=int, default=10, help="paired seeds of parts a, b, e")
+    p.add_argument("--few-seeds", type=int, default=5, help="seeds of parts c, d, f")
+    p.add_argument("--eval-size", type=int, default=1000, help="validation examples (more than a split has: all of it)")
+    p.add_argument("--parts", default="abcdef", help="which parts, in this order")
+    p.add_argument("--pids", type=Path, default=None, help="write the worker pids here, one per line")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    return p
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=["A", "B", "both"], default="both")
-    p.add_argument("--threads", type=int, default=1)
-    args = p.parse_args()
-    if args.part == "both":
-        procs = [subprocess.Popen([sys.executable, __file__, "--part", part, "--threads", str(args.threads)]) for part in "AB"]
-        sys.exit(max(proc.wait() for proc in procs))
+    args = parser().parse_args()
+    if args.workers > 1 and not args.worker:
+        argv = [a for a in sys.argv[1:]]
+        procs = [subprocess.Popen([sys.executable, __file__, *argv, "--worker"]) for _ in range(args.workers)]
+        if args.pids: args.pids.write_text("".join(f"{p.pid}\n" for p in [*procs]))
+        sys.exit(max(p.wait() for p in procs))
+    if args.pids and not args.worker: args.pids.write_text(f"{os.getpid()}\n")
     import torch
     torch.set_num_threads(args.threads)
-    from deeplora_nb.finetune import run_experiments, experiment_comparisons, EXPERIMENT_LR_GRID
-    parts = PARTS[args.part]
-    if args.part == "B":
-        run_experiments(RESULTS, parts=("shared",))
-        fewshot = experiment_comparisons()["fewshot"]
-        wait_for_tuning(RESULTS / "fewshot" / "runs.jsonl", len(fewshot.methods) * len(EXPERIMENT_LR_GRID) * fewshot.tune_seeds)
-        run_experiments(RESULTS, parts=("progress",))
-    else: run_experiments(RESULTS, parts=parts)
+    from deeplora_nb.experiments import protocol_plan, run_protocol
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    plan = protocol_plan(steps=args.steps, seeds=args.seeds, few_seeds=args.few_seeds, steps_256=args.steps_256, model=args.model,
+                         eval_size=args.eval_size, device=args.device, parts=args.parts)
+    done = run_protocol(args.results, plan)
+    print(f"finished {done} runs; results in {args.results}")
 
 
 if __name__ == "__main__":

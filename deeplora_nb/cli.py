@@ -191,7 +191,8 @@ def run_finetune(n_train=(16,),  # few-shot sizes
                  progress: bool = False,  # tqdm bars
                 ) -> dict:
     "Paired few-shot comparison of LoRA and compressed Deep LoRA (`run_comparison`), summarised: means, paired differences, the table and a plot."
-    from deeplora_nb.finetune import FinetuneConfig, ComparisonConfig, run_comparison, comparison_table, plot_comparison
+    from deeplora_nb.finetune import FinetuneConfig
+    from deeplora_nb.experiments import ComparisonConfig, run_comparison, comparison_table, plot_comparison
     import matplotlib.pyplot as plt
     start = time.perf_counter()
     n_train = (n_train,) if isinstance(n_train, int) else tuple(n_train)
