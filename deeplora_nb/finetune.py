@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .adapter import (DeepLoRAConfig, apply_deep_lora, compress_deep_lora, deep_lora_param_groups, deep_lora_modules,
+from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora, deep_lora_param_groups, deep_lora_modules,
                                  find_target_modules, save_deep_lora, load_deep_lora, update_ranks)
 
 # %% auto #0
@@ -656,8 +656,8 @@ def load_finetuned(run_dir, model: str | None = None):
 def _deep_lora_trainer_class():
     from transformers import Trainer   # about 2 s to import: loaded on first use, not with this module
 
-    class DeepLoRATrainer(Trainer):
-        """A `transformers.Trainer` whose optimizer trains adapter cores at the learning rate, compressed outer factors at
+    class DeepLoRATrainer(DeepLoRACheckpointMixin, Trainer):
+        """A `transformers.Trainer` whose checkpoints hold the adapter only (`DeepLoRACheckpointMixin`) and whose optimizer trains adapter cores at the learning rate, compressed outer factors at
         `gamma` times it and the head (any other trainable module) at `head_lr`; `adapter_eps` overrides AdamW's eps for the adapters."""
         def __init__(self, *args, gamma: float | None = None, head_lr: float = 1e-3, adapter_eps: float | None = None, **kwargs):
             if not _positive_number(head_lr): raise ValueError(f"head_lr must be a finite positive number, got {head_lr!r}")
