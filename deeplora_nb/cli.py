@@ -215,7 +215,7 @@ def run_finetune(n_train=(16,),  # few-shot sizes
                 plots=plots, seconds=time.perf_counter() - start)
 
 # %% ../nbs/06_cli.ipynb #d188601d
-_PAPER = {  # what the paper reports (SPEC sections 2, 4 and 5)
+_PAPER = {  # what the paper reports (Yaras et al., ICML 2024)
     "invariance": "Theorem: for plain GD on the factorization loss, off-diagonal blocks stay exactly 0, the complement block is "
                   "exactly rho(t) I, and ||X(t) - X_c(t)||_F = sqrt(d-2r) rho(t)^L at every step (round-off, ~1e-15, in float64)",
     "completion": "d = 1000, r = 5, 20% observed, L = 3, eps = 1e-3, gamma = 0.01 (their GPU): original and compressed take the same "

@@ -12,7 +12,12 @@ from torch import Tensor
 from .factorization import haar_orthogonal, scaled_orthogonal_init, random_low_rank
 from .compression import CompressedFactorization, RandomOrthogonal, compress_matrix_free
 
-warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')  # the CSR kernels used here are stable
+
+def _csr_tensor(crow: Tensor, col: Tensor, values: Tensor, shape) -> Tensor:
+    "A CSR tensor, without torch's 'beta state' warning (the CSR products used here are stable); no process-wide filter."
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message='Sparse CSR tensor support is in beta state')
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
 
 # %% auto #0
 __all__ = ['LOSSES', 'METHODS', 'KERNELS', 'CompletionProblem', 'loss_scale', 'convert_lr', 'ObservedPattern',
@@ -225,7 +230,7 @@ class ObservedPattern:
 
     def csr(self, values: Tensor) -> Tensor:
         "The sparse m x n matrix with `values` (row-major order) at the observed positions."
-        return torch.sparse_csr_tensor(self.crow, self.col_index, values, self.shape, check_invariants=False)
+        return _csr_tensor(self.crow, self.col_index, values, self.shape)
 
     def sample(self, A: Tensor, B: Tensor, minus: Tensor | None = None, scale: float = 1.0) -> Tensor:
         "scale * ((A @ B.T)[rows, cols] - minus) in O(|Omega| k), never forming A @ B.T: A is m x k, B is n x k."
@@ -244,7 +249,7 @@ class ObservedPattern:
     def transpose_times(self, values: Tensor, A: Tensor) -> Tensor:
         "S.T @ A for the sparse S with `values`: n x k from m x k."
         m, n = self.shape
-        St = torch.sparse_csr_tensor(self.crow_t, self.row_index_t, values.index_select(0, self.perm), (n, m), check_invariants=False)
+        St = _csr_tensor(self.crow_t, self.row_index_t, values.index_select(0, self.perm), (n, m))
         return St @ A
 
 # %% ../nbs/03_completion.ipynb #0c8ccfbe
