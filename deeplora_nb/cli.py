@@ -418,13 +418,22 @@ def _summary_line(part: str, r: dict) -> str:
              for n, e in r["summary"].items() for m in r["methods"] if m != r["reference"]]
     return "finetune: " + "; ".join(diffs)
 
+def _check_before_work(args, out: Path) -> None:
+    "Refuse, before any part runs, an output folder that cannot be written or a fine-tuning model that cannot be loaded."
+    from deeplora_nb.finetune import _check_writable, load_model
+    try: _check_writable(out)
+    except ValueError as e: raise SystemExit(f"deeplora_reproduce: --out: {e}") from None
+    if "finetune" in args.parts:
+        try: load_model(args.model)   # cached: the fine-tuning part reuses it
+        except (OSError, ValueError) as e: raise SystemExit(f"deeplora_reproduce: --model {args.model}: {e}") from None
+
 def reproduce(argv=None) -> dict | None:
     "Console script `deeplora_reproduce`: run the selected parts, write report.md, the plots and results.json to --out; the results dict (None when argv is None)."
     args = _parser().parse_args(argv)
     if args.threads: torch.set_num_threads(args.threads)
     os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     settings, out, start = reproduction_settings(args.quick), Path(args.out), time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    _check_before_work(args, out)
     command = "deeplora_reproduce " + " ".join(sys.argv[1:] if argv is None else map(str, argv))
     results = dict(run=dict(command=command.strip(), mode="quick" if args.quick else "full", seed=args.seed, parts=list(args.parts),
                             started=datetime.datetime.now().isoformat(timespec="seconds"), machine=_machine(), settings=settings))
@@ -432,12 +441,17 @@ def reproduce(argv=None) -> dict | None:
           f"{torch.get_num_threads()} torch thread(s); writing to {out}", flush=True)
     for i, part in enumerate(args.parts, 1):
         print(f"[{i}/{len(args.parts)}] {part}: {settings[part]}", flush=True)
-        if part == "invariance": r = run_invariance(**settings[part], seed=args.seed, out_dir=out)
-        elif part == "completion": r = run_completion(**settings[part], seed=args.seed, out_dir=out, progress=not args.no_progress)
-        else: r = run_finetune(**settings[part], model=args.model, out_dir=out, progress=not args.no_progress)
+        try:
+            if part == "invariance": r = run_invariance(**settings[part], seed=args.seed, out_dir=out)
+            elif part == "completion": r = run_completion(**settings[part], seed=args.seed, out_dir=out, progress=not args.no_progress)
+            else: r = run_finetune(**settings[part], model=args.model, out_dir=out, progress=not args.no_progress)
+        except BaseException as e:   # keep what is done (report and results.json of the finished parts), say what failed
+            kept = f"report.md and results.json in {out} hold {', '.join(p for p in PARTS if p in results)}" if len(results) > 1 else "no part had finished"
+            print(f"deeplora_reproduce: part {part} failed ({type(e).__name__}: {e}); {kept}", file=sys.stderr, flush=True)
+            raise
         results[part] = r
         print(f"      {_summary_line(part, r)} ({_fmt_seconds(r['seconds'])})", flush=True)
-    results["run"]["seconds"] = time.perf_counter() - start
-    report = write_reproduction_report(results, out)
+        results["run"]["seconds"] = time.perf_counter() - start
+        report = write_reproduction_report(results, out)   # after every part: a late failure loses nothing done
     print(f"done in {_fmt_seconds(results['run']['seconds'])}; report: {report}")
     return results if argv is not None else None
