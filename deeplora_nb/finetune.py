@@ -12,7 +12,7 @@ import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
 from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora, deep_lora_param_groups, deep_lora_modules,
-                                 find_target_modules, save_deep_lora, load_deep_lora, update_ranks)
+                                 find_target_modules, save_deep_lora, load_deep_lora, update_ranks, _is_number)
 
 # %% auto #0
 __all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'DEFAULT_LR',
@@ -397,7 +397,7 @@ DEFAULT_LR = 1e-4              # the paper's rate for LoRA and the full-width an
 COMPRESSED_LR = 1e-2           # the authors' rate for the compressed adapter: an r x r core moves about lr * r per step
 
 def _positive_int(value) -> bool: return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-def _positive_number(value) -> bool: return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+def _positive_number(value) -> bool: return _is_number(value) and value > 0   # the adapter's finite-number test
 
 @dataclass
 class FinetuneConfig:
