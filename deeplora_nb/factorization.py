@@ -4,12 +4,37 @@
 
 # %% ../nbs/00_factorization.ipynb #dcdeda8c
 from __future__ import annotations
-import math
+import math, numbers
 import torch
 from torch import Tensor
 
 # %% auto #0
-__all__ = ['check_factors', 'haar_orthogonal', 'scaled_orthogonal_init', 'end_to_end', 'factor_gradients', 'random_low_rank']
+__all__ = ['is_integer', 'is_finite_number', 'check_int', 'check_positive', 'check_factors', 'haar_orthogonal',
+           'scaled_orthogonal_init', 'prefix_products', 'chain_product', 'end_to_end', 'factor_gradients',
+           'random_low_rank']
+
+# %% ../nbs/00_factorization.ipynb #0a2f992a
+def is_integer(value) -> bool:
+    "True for Python and NumPy integers, False for bool (an `int` to Python, never a count here)."
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+def is_finite_number(value) -> bool:
+    "True for finite real numbers (Python or NumPy), False for bool, nan, inf and everything else."
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+# %% ../nbs/00_factorization.ipynb #a19bfaa1
+def check_int(name: str, value, minimum: int = 1) -> int:
+    "`value` as an int if it is an integer >= `minimum`, else a ValueError naming `name`."
+    if not is_integer(value) or value < minimum:
+        what = {1: "a positive integer", 0: "a non-negative integer"}.get(minimum, f"an integer >= {minimum}")
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    return int(value)
+
+def check_positive(name: str, value, allow_zero: bool = False) -> float:
+    "`value` as a float if it is finite and > 0 (>= 0 with `allow_zero`), else a ValueError naming `name`."
+    if not is_finite_number(value) or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(f"{name} must be a finite {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+    return float(value)
 
 # %% ../nbs/00_factorization.ipynb #45b69c7b
 def check_factors(factors) -> tuple[int, int]:
@@ -31,14 +56,10 @@ def check_factors(factors) -> tuple[int, int]:
     return factors[-1].shape[0], factors[0].shape[1]
 
 # %% ../nbs/00_factorization.ipynb #931260f0
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
 def haar_orthogonal(m: int, n: int, generator: torch.Generator | None = None,
                     dtype: torch.dtype = torch.float64, device=None) -> Tensor:
     "A Haar-random m x n matrix with orthonormal columns (m >= n) or orthonormal rows (m < n)."
-    _check_positive_int('m', m); _check_positive_int('n', n)
+    check_int('m', m); check_int('n', n)
     tall = m >= n
     big, small = (m, n) if tall else (n, m)
     # QR in float64 even for low-precision requests: orthogonality to round-off, then cast.
@@ -50,35 +71,51 @@ def haar_orthogonal(m: int, n: int, generator: torch.Generator | None = None,
     return q if tall else q.T
 
 # %% ../nbs/00_factorization.ipynb #7550889e
-def scaled_orthogonal_init(m: int, n: int, width: int, depth: int, eps: float,
+def scaled_orthogonal_init(m: int,              # rows of the product
+                           n: int,              # columns of the product
+                           width: int,          # the inner dimension w of every factor
+                           depth: int,          # number of factors L >= 2
+                           eps: float,          # scale of every factor
                            generator: torch.Generator | None = None,
                            dtype: torch.dtype = torch.float64, device=None) -> list[Tensor]:
     "Factors [W_1 (width x n), ..., W_L (m x width)] of an m x n depth-L factorization, each eps times a Haar (semi-)orthogonal matrix."
-    for name, value in (('m', m), ('n', n), ('width', width), ('depth', depth)): _check_positive_int(name, value)
-    if depth < 2: raise ValueError(f"depth must be >= 2, got {depth}")
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite positive number, got {eps!r}")
+    for name, value in (('m', m), ('n', n), ('width', width)): check_int(name, value)
+    check_int('depth', depth, minimum=2); check_positive('eps', eps)
     shapes = [(width, n)] + [(width, width)] * (depth - 2) + [(m, width)]
     return [eps * haar_orthogonal(rows, cols, generator=generator, dtype=dtype, device=device) for rows, cols in shapes]
 
-# %% ../nbs/00_factorization.ipynb #e101456b
-def end_to_end(factors) -> Tensor:
-    "The end-to-end matrix W_L @ ... @ W_1 of `factors` = [W_1, ..., W_L]."
-    check_factors(factors)
+# %% ../nbs/00_factorization.ipynb #22794690
+def prefix_products(factors) -> list[Tensor]:
+    "[W_1, W_2 W_1, ..., W_k ... W_1] of a chain of k >= 1 factors, unchecked (for inner loops)."
+    out = [factors[0]]
+    for W in factors[1:]: out.append(W @ out[-1])
+    return out
+
+def chain_product(factors) -> Tensor:
+    "W_k @ ... @ W_1 of k >= 1 factors, unchecked: the product without keeping the prefixes."
     X = factors[0]
     for W in factors[1:]: X = W @ X
     return X
 
-def factor_gradients(factors, grad_X: Tensor) -> list[Tensor]:
-    "Per-layer gradients [dLoss/dW_1, ..., dLoss/dW_L] of a loss with dLoss/dX = `grad_X` at X = end_to_end(factors)."
-    m, n = check_factors(factors)
-    if tuple(grad_X.shape) != (m, n): raise ValueError(f"grad_X has shape {tuple(grad_X.shape)}, the product is {m} x {n}")
-    L = len(factors)
-    below = [None] * L  # below[l] = W_{l-1} ... W_1  (None for l = 0: the identity)
-    for l in range(1, L): below[l] = factors[0] if l == 1 else factors[l - 1] @ below[l - 1]
-    grads, upstream = [None] * L, grad_X  # upstream = W_{L:l+1}^T G, built from the top down
-    for l in range(L - 1, -1, -1):
-        grads[l] = upstream if below[l] is None else upstream @ below[l].T
+# %% ../nbs/00_factorization.ipynb #e101456b
+def end_to_end(factors) -> Tensor:
+    "The end-to-end matrix W_L @ ... @ W_1 of `factors` = [W_1, ..., W_L], checked."
+    check_factors(factors)
+    return chain_product(factors)
+
+def factor_gradients(factors,                      # [W_1, ..., W_L]
+                     grad_X: Tensor,               # dLoss/dX at X = W_L ... W_1
+                     prefixes: list | None = None, # `prefix_products(factors)`, when the caller already has them
+                     check: bool = True,           # False skips validation (inner loops of a checked chain)
+                    ) -> list[Tensor]:
+    "Per-layer gradients [dLoss/dW_1, ..., dLoss/dW_L]: W_{L:l+1}^T grad_X W_{l-1:1}^T in O(L) products."
+    if check:
+        m, n = check_factors(factors)
+        if tuple(grad_X.shape) != (m, n): raise ValueError(f"grad_X has shape {tuple(grad_X.shape)}, the product is {m} x {n}")
+    if prefixes is None and len(factors) > 1: prefixes = prefix_products(factors[:-1])
+    grads, upstream = [None] * len(factors), grad_X  # upstream = W_{L:l+1}^T G, built from the top down
+    for l in range(len(factors) - 1, -1, -1):
+        grads[l] = upstream if l == 0 else upstream @ prefixes[l - 1].T
         if l: upstream = factors[l].T @ upstream
     return grads
 
@@ -86,7 +123,7 @@ def factor_gradients(factors, grad_X: Tensor) -> list[Tensor]:
 def random_low_rank(m: int, n: int, rank: int, generator: torch.Generator | None = None,
                     dtype: torch.dtype = torch.float64, device=None, factored: bool = False):
     "Rank-`rank` truncated SVD of an m x n standard Gaussian: the matrix, or (left m x r, right n x r) with target = left @ right.T."
-    for name, value in (('m', m), ('n', n), ('rank', rank)): _check_positive_int(name, value)
+    for name, value in (('m', m), ('n', n), ('rank', rank)): check_int(name, value)
     if rank >= min(m, n): raise ValueError(f"rank must be < min(m, n) = {min(m, n)} for a low-rank target, got {rank}")
     gauss = torch.randn(m, n, generator=generator, dtype=torch.float64,
                         device=generator.device if generator is not None else device)
