@@ -138,7 +138,7 @@ class RandomOrthogonal:
                  num_reflections: int = 16,                    # p: cost O(max(m, n) p) per vector
                  generator: torch.Generator | None = None,     # random source, for reproducible operators
                  dtype: torch.dtype = torch.float64, device=None):
-        for name, value in (('m', m), ('n', n), ('num_reflections', num_reflections)): check_int(name, value)
+        m, n, num_reflections = check_int('m', m), check_int('n', n), check_int('num_reflections', num_reflections)
         self.m, self.n, size = m, n, max(m, n)
         gen_device = generator.device if generator is not None else device
         self.perm = torch.randperm(size, generator=generator, device=gen_device).to(device)
