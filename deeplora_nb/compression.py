@@ -4,20 +4,19 @@
 
 # %% ../nbs/02_compression.ipynb #7f5e15a8
 from __future__ import annotations
-import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
-from .factorization import check_factors, end_to_end
+from .factorization import check_factors, check_int, check_positive, chain_product, end_to_end
 
 # %% auto #0
 __all__ = ['CompressedFactorization', 'compression_basis', 'compress_factorization', 'compress_factorization_transposed',
-           'RandomOrthogonal', 'compress_matrix_free']
+           'exact_compression', 'RandomOrthogonal', 'compress_matrix_free']
 
 # %% ../nbs/02_compression.ipynb #dfa32bd3
 @dataclass
 class CompressedFactorization:
-    "X_c = left @ cores[-1] @ ... @ cores[0] @ right.T: outer factors `right` (n x 2k), `left` (m x 2k) and L square cores (2k x 2k)."
+    "X_c = left @ cores[-1] @ ... @ cores[0] @ right.T, outer factors `right` (n x 2k), `left` (m x 2k), L cores."
     right: Tensor
     cores: list
     left: Tensor
@@ -52,38 +51,45 @@ class CompressedFactorization:
 
 # %% ../nbs/02_compression.ipynb #2982ba9d
 def _check_k(k, m, n):
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1: raise ValueError(f"k must be a positive integer, got {k!r}")
+    check_int('k', k)
     if 2 * k > min(m, n):
         raise ValueError(f"k={k} is too large: the compressed width 2k={2*k} must not exceed min(m, n) = {min(m, n)}")
-
-def _check_eps(eps):
-    if not (isinstance(eps, (int, float)) and math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a finite positive number, got {eps!r}")
 
 def _check_gradient(name, grad, dtype):
     "A gradient must be a 2-D floating matrix in the dtype of the factors it goes with."
     if not isinstance(grad, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(grad).__name__}")
-    if grad.ndim != 2: raise ValueError(f"{name} must be a 2-D matrix (a gradient with respect to a factor or to X), got shape {tuple(grad.shape)}")
+    if grad.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D matrix (a gradient with respect to a factor or to X), "
+                         f"got shape {tuple(grad.shape)}")
     if grad.dtype != dtype:
-        raise TypeError(f"{name} has dtype {grad.dtype} but the factors have {dtype}: convert one, e.g. {name}.to({dtype})")
+        raise TypeError(f"{name} has dtype {grad.dtype} but the factors have {dtype}: "
+                        f"convert one, e.g. {name}.to({dtype})")
 
-def _orthonormal_basis(*blocks: Tensor) -> Tensor:
-    basis, _ = torch.linalg.qr(torch.cat(blocks, dim=1))
-    return basis
+def _orthonormal_basis(*blocks: Tensor) -> Tensor: return torch.linalg.qr(torch.cat(blocks, dim=1))[0]
 
-def compression_basis(grad_first: Tensor, first_factor: Tensor, k: int, eps: float) -> Tensor:
+# %% ../nbs/02_compression.ipynb #2982ba9e
+def compression_basis(grad_first: Tensor,    # dLoss/dW_1 at initialisation, the shape of W_1
+                      first_factor: Tensor,  # W_1(0) = eps O_1
+                      k: int,                # directions kept from each half: the basis has 2k columns
+                      eps: float,            # the initialisation scale
+                     ) -> Tensor:
     "Orthonormal n x 2k basis of span(top-k right singular vectors of `grad_first`) + span(first_factor.T @ U_k / eps)."
     _check_gradient('grad_first', grad_first, first_factor.dtype)
     if grad_first.shape != first_factor.shape:
-        raise ValueError(f"grad_first has shape {tuple(grad_first.shape)} but the first factor has shape {tuple(first_factor.shape)}")
+        raise ValueError(f"grad_first has shape {tuple(grad_first.shape)} "
+                         f"but the first factor has shape {tuple(first_factor.shape)}")
     if not torch.isfinite(grad_first).all(): raise ValueError("grad_first contains non-finite values (nan or inf)")
-    _check_eps(eps)
+    _check_k(k, *first_factor.shape); check_positive('eps', eps)
     U, _, Vh = torch.linalg.svd(grad_first, full_matrices=False)
     return _orthonormal_basis(Vh[:k].T, first_factor.T @ U[:, :k] / eps)
 
 # %% ../nbs/02_compression.ipynb #0d5c42fd
-def compress_factorization(factors, grad_first: Tensor, k: int, eps: float) -> CompressedFactorization:
-    "Compress a scaled-orthogonal factorization [W_1, ..., W_L] (W_1 square) from `grad_first` = dLoss/dW_1 at init, keeping k directions."
+def compress_factorization(factors,             # scaled orthogonal [W_1, ..., W_L] at init, W_1 square
+                           grad_first: Tensor,  # dLoss/dW_1 at initialisation
+                           k: int,              # kept directions: the compressed width is 2k
+                           eps: float,          # the initialisation scale
+                          ) -> CompressedFactorization:
+    "Compress a factorization from one gradient of its first factor at initialisation, keeping k directions."
     m, n = check_factors(factors)
     _check_k(k, m, n)
     first = factors[0]
@@ -91,37 +97,56 @@ def compress_factorization(factors, grad_first: Tensor, k: int, eps: float) -> C
         raise ValueError(f"compress_factorization needs a square first factor W_1, got {tuple(first.shape)}; "
                          "when the last factor is square use compress_factorization_transposed")
     right = compression_basis(grad_first, first, k, eps)
-    left = end_to_end(factors) @ right / eps ** len(factors)
+    left = chain_product([right, *factors]) / eps ** len(factors)     # X(0) V11 / eps^L, without forming X(0)
     eye = torch.eye(2 * k, dtype=first.dtype, device=first.device)
     return CompressedFactorization(right=right, cores=[eps * eye for _ in factors], left=left)
 
-def compress_factorization_transposed(factors, grad_last: Tensor, k: int, eps: float) -> CompressedFactorization:
-    "Like `compress_factorization` but from `grad_last` = dLoss/dW_L, for factorizations whose last factor W_L is square."
+# %% ../nbs/02_compression.ipynb #1e6d5c4b
+def compress_factorization_transposed(factors,            # scaled orthogonal [W_1, ..., W_L] at init, W_L square
+                                      grad_last: Tensor,  # dLoss/dW_L at initialisation
+                                      k: int,             # kept directions: the compressed width is 2k
+                                      eps: float,         # the initialisation scale
+                                     ) -> CompressedFactorization:
+    "Like `compress_factorization` but from `grad_last` = dLoss/dW_L, for a square last factor."
     check_factors(factors)
     transposed = [W.T for W in reversed(factors)]
     return compress_factorization(transposed, grad_last.T, k, eps).transpose()
 
+# %% ../nbs/02_compression.ipynb #d446a52a
+def exact_compression(factors,  # [W_1, ..., W_L], the wide network at any step
+                      bases,    # per-layer bases with a `learning_chain(factors)`: `theory.LayerBases`
+                     ) -> CompressedFactorization:
+    "The narrow network inside `factors` that follows it exactly: outer learning bases, cores the learning blocks."
+    chain = bases.learning_chain(factors)
+    return CompressedFactorization(right=chain[0].T, cores=chain[1:-1], left=chain[-1])
+
+# %% ../nbs/02_compression.ipynb #b3c4d5e6
+def _householder_wy(V: Tensor) -> Tensor:
+    "T (p x p, upper triangular) with H_1 ... H_p = I - V T V^T, for unit columns v_i and H_i = I - 2 v_i v_i^T."
+    p = V.shape[1]
+    T = torch.zeros(p, p, dtype=V.dtype, device=V.device)
+    for i in range(p):
+        T[:i, i] = -2.0 * (T[:i, :i] @ (V[:, :i].T @ V[:, i]))
+        T[i, i] = 2.0
+    return T
+
 # %% ../nbs/02_compression.ipynb #c3f5891a
 class RandomOrthogonal:
     "A random m x n (semi-)orthogonal operator Q = ((I - V T V^T) P D)[:m, :n] that is never formed densely."
-    def __init__(self, m: int, n: int, num_reflections: int = 16, generator: torch.Generator | None = None,
+    def __init__(self, m: int,                                 # rows
+                 n: int,                                       # columns
+                 num_reflections: int = 16,                    # p: cost O(max(m, n) p) per vector
+                 generator: torch.Generator | None = None,     # random source, for reproducible operators
                  dtype: torch.dtype = torch.float64, device=None):
-        for name, value in (('m', m), ('n', n), ('num_reflections', num_reflections)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        m, n, num_reflections = check_int('m', m), check_int('n', n), check_int('num_reflections', num_reflections)
         self.m, self.n, size = m, n, max(m, n)
-        p = min(num_reflections, size)
         gen_device = generator.device if generator is not None else device
         self.perm = torch.randperm(size, generator=generator, device=gen_device).to(device)
-        self.signs = (torch.randint(0, 2, (size,), generator=generator, device=gen_device) * 2 - 1).to(dtype=dtype, device=device)
-        V = torch.randn(size, p, generator=generator, dtype=torch.float64, device=gen_device)
+        signs = torch.randint(0, 2, (size,), generator=generator, device=gen_device) * 2 - 1
+        self.signs = signs.to(dtype=dtype, device=device)
+        V = torch.randn(size, min(num_reflections, size), generator=generator, dtype=torch.float64, device=gen_device)
         V = V / V.norm(dim=0, keepdim=True)
-        # Compact WY: H_1 ... H_p = I - V T V^T with H_i = I - 2 v_i v_i^T and T upper triangular.
-        T = torch.zeros(p, p, dtype=torch.float64, device=gen_device)
-        for i in range(p):
-            T[:i, i] = -2.0 * (T[:i, :i] @ (V[:, :i].T @ V[:, i]))
-            T[i, i] = 2.0
-        self.V, self.T = V.to(dtype=dtype, device=device), T.to(dtype=dtype, device=device)
+        self.V, self.T = V.to(dtype=dtype, device=device), _householder_wy(V).to(dtype=dtype, device=device)
 
     @property
     def shape(self) -> tuple[int, int]: return self.m, self.n
@@ -129,17 +154,14 @@ class RandomOrthogonal:
     def matmul(self, X: Tensor) -> Tensor:
         "Q @ X for X of shape (n, c)."
         if X.shape[0] != self.n: raise ValueError(f"Q is {self.m} x {self.n}, cannot apply it to {tuple(X.shape)}")
-        size = max(self.m, self.n)
-        Y = X.new_zeros((size,) + tuple(X.shape[1:]))
+        Y = X.new_zeros((max(self.m, self.n),) + tuple(X.shape[1:]))
         Y[self.perm[:self.n]] = X * self.signs[:self.n].reshape(-1, *([1] * (X.ndim - 1)))
-        Y = Y - self.V @ (self.T @ (self.V.T @ Y))
-        return Y[:self.m]
+        return (Y - self.V @ (self.T @ (self.V.T @ Y)))[:self.m]
 
     def rmatmul(self, Y: Tensor) -> Tensor:
         "Q.T @ Y for Y of shape (m, c)."
         if Y.shape[0] != self.m: raise ValueError(f"Q.T is {self.n} x {self.m}, cannot apply it to {tuple(Y.shape)}")
-        size = max(self.m, self.n)
-        Z = Y.new_zeros((size,) + tuple(Y.shape[1:]))
+        Z = Y.new_zeros((max(self.m, self.n),) + tuple(Y.shape[1:]))
         Z[:self.m] = Y
         Z = Z - self.V @ (self.T.T @ (self.V.T @ Z))
         return Z[self.perm[:self.n]] * self.signs[:self.n].reshape(-1, *([1] * (Y.ndim - 1)))
@@ -166,13 +188,18 @@ def _top_singular_vectors(A: Tensor, k: int, niter: int = 8, oversample: int = 1
     U, _, Vh = torch.linalg.svd(A, full_matrices=False)
     return U[:, :k], Vh[:k].T
 
-def compress_matrix_free(grad_X0: Tensor, Q, k: int, eps: float, depth: int, niter: int = 8) -> CompressedFactorization:
-    "Compress a depth-L Haar network with X(0) = eps^L Q from `grad_X0` = dLoss/dX at X(0), dense or sparse; Q a `RandomOrthogonal` or a dense tensor."
+def compress_matrix_free(grad_X0: Tensor,  # dLoss/dX at X(0), dense or sparse (completion: the observed entries)
+                         Q,                # O_{L:1} with X(0) = eps^L Q: a `RandomOrthogonal` or a dense tensor
+                         k: int,           # kept directions: the compressed width is 2k
+                         eps: float,       # the initialisation scale
+                         depth: int,       # L, the number of cores
+                         niter: int = 8,   # power iterations of the randomized SVD (sparse gradients)
+                        ) -> CompressedFactorization:
+    "Compress a depth-L Haar network from the gradient with respect to X at X(0), never forming a d x d matrix."
     _check_gradient('grad_X0', grad_X0, Q.V.dtype if isinstance(Q, RandomOrthogonal) else Q.dtype)
     m, n = grad_X0.shape
     if tuple(Q.shape) != (m, n): raise ValueError(f"Q has shape {tuple(Q.shape)} but grad_X0 has shape {(m, n)}")
-    _check_k(k, m, n); _check_eps(eps)
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2: raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
+    _check_k(k, m, n); check_positive('eps', eps); check_int('depth', depth, minimum=2)
     values = grad_X0.coalesce().values() if grad_X0.is_sparse else grad_X0
     if not torch.isfinite(values).all(): raise ValueError("grad_X0 contains non-finite values (nan or inf)")
     apply, apply_t = (Q.matmul, Q.rmatmul) if isinstance(Q, RandomOrthogonal) else (Q.__matmul__, Q.T.__matmul__)

@@ -4,37 +4,22 @@
 
 # %% ../nbs/01_theory.ipynb #98735885
 from __future__ import annotations
-import math
+import warnings
 from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 import matplotlib.pyplot as plt
-from .factorization import check_factors, end_to_end, factor_gradients
-from .compression import (CompressedFactorization, compress_factorization,
-                                     compress_factorization_transposed)
+from .factorization import (check_factors, check_int, check_positive, is_integer, end_to_end,
+                                       factor_gradients, prefix_products)
 
 # %% auto #0
 __all__ = ['orthonormal_complement', 'range_basis', 'principal_cosines', 'principal_angles', 'subspace_distance',
-           'InvariantSubspaces', 'target_rank', 'subspaces_from_target', 'LayerBases', 'haar_factors', 'layer_bases',
-           'block_deviations', 'rho_recursion', 'Trajectory', 'train_factorization', 'subspaces_from_compression',
-           'subspaces_from_gradient', 'layer_singular_values', 'plot_singular_values', 'exact_compression',
-           'top_right_subspace', 'subspace_drift', 'plot_principal_angles']
+           'top_right_subspace', 'subspace_drift', 'plot_principal_angles', 'InvariantSubspaces', 'target_rank',
+           'subspaces_from_target', 'subspaces_from_bases', 'subspaces_from_compression', 'LayerBases', 'haar_factors',
+           'layer_bases', 'block_deviations', 'rho_recursion', 'Trajectory', 'train_factorization',
+           'layer_singular_values', 'plot_singular_values']
 
 # %% ../nbs/01_theory.ipynb #7cdbe759
-def _check_eps(eps):
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not math.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a finite positive number, got {eps!r}")
-
-def _check_depth(depth):
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 2:
-        raise ValueError(f"depth must be an integer >= 2, got {depth!r}")
-
-def _check_matrix(name, A):
-    if not isinstance(A, Tensor): raise TypeError(f"{name} is a {type(A).__name__}, expected a torch.Tensor")
-    if A.ndim != 2: raise ValueError(f"{name} must be 2-D, got shape {tuple(A.shape)}")
-    if not A.is_floating_point(): raise TypeError(f"{name} has non-floating dtype {A.dtype}")
-    if not torch.isfinite(A).all(): raise ValueError(f"{name} contains non-finite values (nan or inf)")
-
 def _orthonormalize(A: Tensor) -> Tensor: return torch.linalg.qr(A)[0]
 
 def orthonormal_complement(basis: Tensor) -> Tensor:
@@ -49,7 +34,8 @@ def range_basis(A: Tensor, tol: float = 1e-8) -> Tensor:
 # %% ../nbs/01_theory.ipynb #3ea5454a
 def _check_same_space(A, B):
     if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[0]:
-        raise ValueError(f"subspaces must be spanned by columns in the same space, got {tuple(A.shape)} and {tuple(B.shape)}")
+        raise ValueError(f"subspaces must be spanned by columns in the same space, "
+                         f"got {tuple(A.shape)} and {tuple(B.shape)}")
 
 def principal_cosines(A: Tensor, B: Tensor) -> Tensor:
     "Cosines of the principal angles between span(A) and span(B), largest first (columns need not be orthonormal)."
@@ -65,16 +51,46 @@ def principal_angles(A: Tensor, B: Tensor) -> Tensor:
     sines = torch.linalg.svdvals(B - A @ (A.T @ B)).flip(0)             # smallest first: the part of B outside span(A)
     return torch.atan2(sines, cosines)
 
+# %% ../nbs/01_theory.ipynb #a2b3c4d5
 def subspace_distance(A: Tensor, B: Tensor) -> float:
     "Sine of the largest principal angle between span(A) and span(B) of equal dimension: ||(I - P_A) P_B||_2."
     _check_same_space(A, B)
-    if A.shape[1] != B.shape[1]: raise ValueError(f"subspace_distance needs equal dimensions, got {A.shape[1]} and {B.shape[1]}")
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(f"subspace_distance needs equal dimensions, got {A.shape[1]} and {B.shape[1]}")
     return principal_angles(A, B).max().sin().item() if A.shape[1] else 0.0
+
+# %% ../nbs/01_theory.ipynb #d7b10fa3
+def top_right_subspace(W: Tensor, k: int) -> Tensor:
+    "Orthonormal basis (n x k) of the top-k right singular subspace of W."
+    if not is_integer(k) or not 1 <= k <= min(W.shape):
+        raise ValueError(f"k must be an integer in [1, {min(W.shape)}] for a {tuple(W.shape)} matrix, got {k!r}")
+    return torch.linalg.svd(W, full_matrices=False)[2][:k].T
+
+def subspace_drift(snapshots, k: int) -> list[float]:
+    "For matrices W(t): sine of the largest principal angle between each top-k right singular subspace and the last."
+    final = top_right_subspace(snapshots[-1], k)
+    return [subspace_distance(top_right_subspace(W, k), final) for W in snapshots]
+
+# %% ../nbs/01_theory.ipynb #f5e6d7c8
+def plot_principal_angles(curves: dict,                           # {label: (steps, values)}
+                          ax=None,                                # matplotlib axes; default a new figure
+                          ylabel: str = r'$\sin\theta_{\max}$',   # y-axis label
+                          title: str | None = None,               # axes title
+                          floor: float = 1e-17,                   # values below it are clipped (log scale)
+                         ):
+    "Semilog plot of curves over training, e.g. principal-angle sines or leakages."
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    for label, (steps, values) in curves.items():
+        ax.semilogy(list(steps), torch.as_tensor(values, dtype=torch.float64).clamp(min=floor), lw=1.2, label=label)
+    ax.set_xlabel('step'); ax.set_ylabel(ylabel)
+    if title: ax.set_title(title)
+    ax.legend(fontsize=8)
+    return ax
 
 # %% ../nbs/01_theory.ipynb #fcb55864
 @dataclass
 class InvariantSubspaces:
-    "Learning bases (`right` V11, `left` U11) and the complement pair (`right_complement` V12, `left_complement` U12 = Q V12)."
+    "Learning bases `right` (V11), `left` (U11), complements `right_complement` (V12), `left_complement` (Q V12)."
     right: Tensor
     left: Tensor
     right_complement: Tensor
@@ -87,12 +103,21 @@ class InvariantSubspaces:
         "The same subspaces for the transposed problem (Phi^T, Q^T)."
         return InvariantSubspaces(self.left, self.right, self.left_complement, self.right_complement)
 
+# %% ../nbs/01_theory.ipynb #b7a6c5d4
+def _check_matrix(name, A):
+    if not isinstance(A, Tensor): raise TypeError(f"{name} is a {type(A).__name__}, expected a torch.Tensor")
+    if A.ndim != 2: raise ValueError(f"{name} must be 2-D, got shape {tuple(A.shape)}")
+    if not A.is_floating_point(): raise TypeError(f"{name} has non-floating dtype {A.dtype}")
+    if not torch.isfinite(A).all(): raise ValueError(f"{name} contains non-finite values (nan or inf)")
+
 def _check_semi_orthogonal(Q: Tensor, name: str = 'Q', tol: float = 1e-10):
     m, n = Q.shape
     gram = Q.T @ Q if m >= n else Q @ Q.T
     err = (gram - torch.eye(min(m, n), dtype=Q.dtype, device=Q.device)).abs().max().item()
-    if err > tol: raise ValueError(f"{name} ({m} x {n}) must have orthonormal {'columns' if m >= n else 'rows'}: "
-                                   f"max |Gram - I| = {err:.1e}; is the network a scaled orthogonal init with this eps?")
+    if err > tol:
+        what = 'columns' if m >= n else 'rows'
+        raise ValueError(f"{name} ({m} x {n}) must have orthonormal {what}: max |Gram - I| = {err:.1e}; "
+                         f"is the network a scaled orthogonal init with this eps?")
 
 def target_rank(target: Tensor, tol: float = 1e-10) -> int:
     "Numerical rank of `target`: singular values above `tol` times the largest."
@@ -100,15 +125,19 @@ def target_rank(target: Tensor, tol: float = 1e-10) -> int:
     return int((S > tol * S[0]).sum()) if S.numel() and S[0] > 0 else 0
 
 # %% ../nbs/01_theory.ipynb #60d6905e
-def subspaces_from_target(target: Tensor, Q: Tensor, rank: int | None = None) -> InvariantSubspaces:
-    "Invariant subspaces for `target` (m x n, rank r) of a network with X(0) = eps^L Q, Q = O_{L:1} (semi-)orthogonal."
+def subspaces_from_target(target: Tensor,           # the m x n target Phi
+                          Q: Tensor,                # O_{L:1} = X(0) / eps^L, (semi-)orthogonal, m x n
+                          rank: int | None = None,  # r; default the numerical rank of `target`
+                         ) -> InvariantSubspaces:
+    "Invariant subspaces for `target` of rank r, for a network with X(0) = eps^L Q."
     _check_matrix('target', target); _check_matrix('Q', Q)
-    if Q.shape != target.shape: raise ValueError(f"Q has shape {tuple(Q.shape)} but target has shape {tuple(target.shape)}")
+    if Q.shape != target.shape:
+        raise ValueError(f"Q has shape {tuple(Q.shape)} but target has shape {tuple(target.shape)}")
     _check_semi_orthogonal(Q)
     m, n = target.shape
     if m < n: return subspaces_from_target(target.T, Q.T, rank).transpose()   # the statement is symmetric
     r = target_rank(target) if rank is None else rank
-    if isinstance(r, bool) or not isinstance(r, int) or r < 1 or 2 * r > n:
+    if not is_integer(r) or r < 1 or 2 * r > n:
         raise ValueError(f"the target's rank r={r!r} must satisfy 1 <= 2r <= min(m, n) = {n}")
     U, _, Vh = torch.linalg.svd(target, full_matrices=False)
     U_star, V_star = U[:, :r], Vh[:r].T
@@ -119,10 +148,31 @@ def subspaces_from_target(target: Tensor, Q: Tensor, rank: int | None = None) ->
     return InvariantSubspaces(right=right, left=torch.cat([Q @ right, outside], dim=1),
                               right_complement=right_complement, left_complement=Q @ right_complement)
 
+# %% ../nbs/01_theory.ipynb #a070400a
+def subspaces_from_bases(right: Tensor,        # n x a learning basis (V11)
+                         left: Tensor,         # m x b learning basis (U11)
+                         Q: Tensor,            # O_{L:1} = X(0) / eps^L
+                         side: str = 'right',  # 'right': complete from `right` (W_1 square); 'left': from `left` (W_L)
+                        ) -> InvariantSubspaces:
+    "Learning bases found by any means, completed with the complement pair that the theorem leaves to rho(t)."
+    if side == 'right':
+        right_complement = orthonormal_complement(_orthonormalize(right))
+        return InvariantSubspaces(right, left, right_complement, Q @ right_complement)
+    if side == 'left':
+        left_complement = orthonormal_complement(_orthonormalize(left))
+        return InvariantSubspaces(right, left, Q.T @ left_complement, left_complement)
+    raise ValueError(f"side must be 'right' or 'left', got {side!r}")
+
+def subspaces_from_compression(compressed, Q: Tensor, side: str = 'right') -> InvariantSubspaces:
+    "Deprecated: `subspaces_from_bases(compressed.right, compressed.left, Q, side)`."
+    warnings.warn("subspaces_from_compression is deprecated: use subspaces_from_bases(compressed.right, "
+                  "compressed.left, Q, side)", DeprecationWarning, stacklevel=2)
+    return subspaces_from_bases(compressed.right, compressed.left, Q, side)
+
 # %% ../nbs/01_theory.ipynb #72cb0bd0
 @dataclass
 class LayerBases:
-    "Full orthonormal bases per layer: W_l reads from `inputs[l]` (V_l) and writes to `outputs[l]` (U_{l+1}); block sizes per layer."
+    "Full orthonormal bases per layer: W_l reads from `inputs[l]` (V_l), writes to `outputs[l]` (U_{l+1}); block sizes."
     inputs: list
     outputs: list
     learn_in: list
@@ -133,41 +183,53 @@ class LayerBases:
         "Every layer in these bases: [U_{l+1}^T W_l V_l for each l]."
         return [U.T @ W @ V for W, U, V in zip(factors, self.outputs, self.inputs)]
 
+    def learning_chain(self, factors) -> list[Tensor]:
+        "The narrow network inside `factors` as a chain: [V11^T, every layer's learning block, U11]."
+        cores = [M[:b, :a] for M, a, b in zip(self.blocks(factors), self.learn_in, self.learn_out)]
+        return [self.inputs[0][:, :self.learn_in[0]].T, *cores, self.outputs[-1][:, :self.learn_out[-1]]]
+
+# %% ../nbs/01_theory.ipynb #e7f8a9b0
 def haar_factors(factors, eps: float) -> list[Tensor]:
     "O_l = W_l(0) / eps for a scaled orthogonal init, each checked to be (semi-)orthogonal."
-    check_factors(factors); _check_eps(eps)
+    check_factors(factors); check_positive('eps', eps)
     out = [W / eps for W in factors]
     for l, O in enumerate(out, 1): _check_semi_orthogonal(O, name=f'W_{l}/eps')
     return out
 
+# %% ../nbs/01_theory.ipynb #b9c8d7e6
 def _full_basis(learn: Tensor, comp: Tensor) -> Tensor:
     both = torch.cat([learn, comp], dim=1)
     return torch.cat([both, orthonormal_complement(both)], dim=1)
 
-def layer_bases(factors, subspaces: InvariantSubspaces, eps: float) -> LayerBases:
-    "Propagate `subspaces` through the initial `factors` (eps times Haar) from a square outer factor."
+def layer_bases(factors,                        # the initial [W_1, ..., W_L], each eps times (semi-)orthogonal
+                subspaces: InvariantSubspaces,  # e.g. `subspaces_from_target(target, X(0) / eps^L)`
+                eps: float,                     # the initialisation scale
+               ) -> LayerBases:
+    "Propagate `subspaces` through the initial `factors` from a square outer factor."
     O = haar_factors(factors, eps)
-    (m, n), L = check_factors(O), len(O)
+    (m, n), L, c = check_factors(O), len(O), subspaces.complement_dim
     a, b = subspaces.right.shape[1], subspaces.left.shape[1]
     if (subspaces.left.shape[0], subspaces.right.shape[0]) != (m, n):
-        raise ValueError(f"subspaces are for {subspaces.left.shape[0]} x {subspaces.right.shape[0]} targets, the factors make {m} x {n}")
-    V1, U_out = _full_basis(subspaces.right, subspaces.right_complement), _full_basis(subspaces.left, subspaces.left_complement)
-    if O[0].shape[0] == n:                       # W_1 square: push V_1 up
-        inputs = [V1]
-        for O_l in O[:-1]: inputs.append(O_l @ inputs[-1])
-        outputs, learn_in, learn_out = inputs[1:] + [U_out], [a] * L, [a] * (L - 1) + [b]
-    elif O[-1].shape[1] == m:                    # W_L square: pull U_{L+1} down
-        outputs = [U_out]
-        for O_l in reversed(O[1:]): outputs.insert(0, O_l.T @ outputs[0])
-        inputs, learn_in, learn_out = [V1] + outputs[:-1], [a] + [b] * (L - 1), [b] * L
-    else:
-        raise ValueError(f"layer_bases needs a square first or last factor, got W_1 {tuple(O[0].shape)} and W_L {tuple(O[-1].shape)}")
-    return LayerBases(inputs, outputs, learn_in, learn_out, subspaces.complement_dim)
+        raise ValueError(f"subspaces are for {subspaces.left.shape[0]} x {subspaces.right.shape[0]} targets, "
+                         f"the factors make {m} x {n}")
+    V1 = _full_basis(subspaces.right, subspaces.right_complement)
+    U_out = _full_basis(subspaces.left, subspaces.left_complement)
+    if O[0].shape[0] == n:                       # W_1 square: push V_1 up, V_{l+1} = O_l V_l
+        inputs = prefix_products([V1, *O[:-1]])
+        return LayerBases(inputs, inputs[1:] + [U_out], [a] * L, [a] * (L - 1) + [b], c)
+    if O[-1].shape[1] == m:                      # W_L square: pull U_{L+1} down, U_l = O_l^T U_{l+1}
+        outputs = prefix_products([U_out, *[O_l.T for O_l in reversed(O[1:])]])[::-1]
+        return LayerBases([V1] + outputs[:-1], outputs, [a] + [b] * (L - 1), [b] * L, c)
+    raise ValueError(f"layer_bases needs a square first or last factor, "
+                     f"got W_1 {tuple(O[0].shape)} and W_L {tuple(O[-1].shape)}")
 
 # %% ../nbs/01_theory.ipynb #a5bbb273
-def block_deviations(factors, bases: LayerBases, rho: float) -> dict:
+def block_deviations(factors,            # [W_1, ..., W_L] at some step
+                     bases: LayerBases,  # from `layer_bases` on the initial factors
+                     rho: float,         # the complement block's expected scalar rho(t)
+                    ) -> dict:
     """Per layer, in `bases`: 'offdiag' = largest entry outside the diagonal blocks, 'lower' = largest entry of
-    (complement block - rho I), 'rest' = the rest block's mean diagonal (NaN when empty), 'scale' = largest entry overall."""
+    (complement block - rho I), 'rest' = the rest block's mean diagonal (NaN when empty), 'scale' = largest entry."""
     out = dict(offdiag=[], lower=[], rest=[], scale=[])
     c = bases.complement
     for M, a, b in zip(bases.blocks(factors), bases.learn_in, bases.learn_out):
@@ -182,13 +244,15 @@ def block_deviations(factors, bases: LayerBases, rho: float) -> dict:
     return out
 
 # %% ../nbs/01_theory.ipynb #fb139f08
-def _check_rate(name, value, positive=True):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise ValueError(f"{name} must be a finite {'positive' if positive else 'non-negative'} number, got {value!r}")
-
-def rho_recursion(eps: float, lr: float, depth: int, steps: int, weight_decay: float = 0.0) -> Tensor:
+def rho_recursion(eps: float,                # rho(0), the initialisation scale
+                  lr: float,                 # step size eta
+                  depth: int,                # number of factors L >= 2
+                  steps: int,                # number of steps T
+                  weight_decay: float = 0.0, # decoupled weight decay lambda
+                 ) -> Tensor:
     "rho(0..steps): rho(0) = eps, rho(t+1) = rho(t) (1 - lr*weight_decay - lr*rho(t)^(2(depth-1)))."
-    _check_eps(eps); _check_depth(depth); _check_rate('lr', lr); _check_rate('weight_decay', weight_decay, positive=False)
+    check_positive('eps', eps); check_int('depth', depth, minimum=2); check_int('steps', steps, minimum=0)
+    check_positive('lr', lr); check_positive('weight_decay', weight_decay, allow_zero=True)
     rho = [float(eps)]
     for _ in range(steps): rho.append(rho[-1] * (1 - lr * weight_decay - lr * rho[-1] ** (2 * (depth - 1))))
     return torch.tensor(rho, dtype=torch.float64)
@@ -201,108 +265,80 @@ class Trajectory:
     losses: list = field(default_factory=list)
     records: list = field(default_factory=list)
 
-def train_factorization(factors, target: Tensor, lr: float, steps: int, weight_decay: float = 0.0,
-                        mask: Tensor | None = None, trainable=None, optimizer: str = 'gd',
-                        record=None, betas: tuple = (0.9, 0.999), adam_eps: float = 1e-8) -> Trajectory:
-    "Full-batch GD (or Adam) on 1/2 ||mask * (X - target)||_F^2 with decoupled weight decay W <- (1 - lr wd) W - lr step."
+def _adam_direction(grad: Tensor, moments: tuple, step: int, betas: tuple, adam_eps: float) -> Tensor:
+    "Adam's bias-corrected direction at `step` (0-based); updates `moments` = (first, second) in place."
+    m1, m2 = moments
+    m1.mul_(betas[0]).add_(grad, alpha=1 - betas[0])
+    m2.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+    return m1 / (1 - betas[0] ** (step + 1)) / ((m2 / (1 - betas[1] ** (step + 1))).sqrt() + adam_eps)
+
+# %% ../nbs/01_theory.ipynb #e5d4c3b2
+def train_factorization(factors,                      # initial [W_1, ..., W_L]; copied, never changed
+                        target: Tensor,               # the m x n target Phi
+                        lr: float,                    # step size eta
+                        steps: int,                   # number of steps T
+                        weight_decay: float = 0.0,    # decoupled weight decay lambda
+                        mask: Tensor | None = None,   # 0/1 m x n mask of the observed entries (completion)
+                        trainable=None,               # indices of the factors that move; default all
+                        optimizer: str = 'gd',        # 'gd' or 'adam'
+                        record=None,                  # record(step, factors), kept at steps 0..T
+                        betas: tuple = (0.9, 0.999),  # Adam's moment decays
+                        adam_eps: float = 1e-8,       # Adam's denominator guard
+                       ) -> Trajectory:
+    "Full-batch GD (or Adam) on 1/2 ||mask * (X - target)||_F^2, decoupled weight decay: W <- (1 - lr wd) W - lr step."
     m, n = check_factors(factors)
     _check_matrix('target', target)
-    if tuple(target.shape) != (m, n): raise ValueError(f"target has shape {tuple(target.shape)}, the factors make {m} x {n}")
-    if mask is not None and tuple(mask.shape) != (m, n): raise ValueError(f"mask has shape {tuple(mask.shape)}, the factors make {m} x {n}")
-    _check_rate('lr', lr); _check_rate('weight_decay', weight_decay, positive=False)
+    for name, M in (('target', target), ('mask', mask)):
+        if M is not None and tuple(M.shape) != (m, n):
+            raise ValueError(f"{name} has shape {tuple(M.shape)}, the factors make {m} x {n}")
+    check_positive('lr', lr); check_positive('weight_decay', weight_decay, allow_zero=True)
+    check_int('steps', steps, minimum=0)
     if optimizer not in ('gd', 'adam'): raise ValueError(f"optimizer must be 'gd' or 'adam', got {optimizer!r}")
     factors = [W.clone() for W in factors]
     trainable = list(range(len(factors)) if trainable is None else trainable)
     moments = {l: (torch.zeros_like(factors[l]), torch.zeros_like(factors[l])) for l in trainable}
     run = Trajectory(factors)
     for step in range(steps + 1):
-        residual = end_to_end(factors) - target
-        if mask is not None: residual = mask * residual
+        check_factors(factors)                        # a diverging run stops with the layer that went non-finite
+        prefixes = prefix_products(factors)           # X = prefixes[-1]; the rest serve the gradients
+        residual = prefixes[-1] - target if mask is None else mask * (prefixes[-1] - target)
         run.losses.append(0.5 * residual.square().sum().item())
         if record is not None: run.records.append(record(step, factors))
         if step == steps: break
-        grads = factor_gradients(factors, residual)
+        grads = factor_gradients(factors, residual, prefixes=prefixes[:-1], check=False)
         for l in trainable:
-            update = grads[l]
-            if optimizer == 'adam':
-                m1, m2 = moments[l]
-                m1.mul_(betas[0]).add_(update, alpha=1 - betas[0]); m2.mul_(betas[1]).addcmul_(update, update, value=1 - betas[1])
-                update = m1 / (1 - betas[0] ** (step + 1)) / ((m2 / (1 - betas[1] ** (step + 1))).sqrt() + adam_eps)
-            factors[l] = (1 - lr * weight_decay) * factors[l] - lr * update
+            direction = grads[l] if optimizer == 'gd' else _adam_direction(grads[l], moments[l], step, betas, adam_eps)
+            factors[l] = (1 - lr * weight_decay) * factors[l] - lr * direction
     return run
-
-# %% ../nbs/01_theory.ipynb #a070400a
-def subspaces_from_compression(compressed: CompressedFactorization, Q: Tensor, side: str = 'right') -> InvariantSubspaces:
-    "The subspaces a compression keeps, with the complement it leaves to rho(t), completed on `side` ('right': built from W_1; 'left': from W_L)."
-    if side == 'right':
-        right_complement = orthonormal_complement(_orthonormalize(compressed.right))
-        return InvariantSubspaces(compressed.right, compressed.left, right_complement, Q @ right_complement)
-    if side == 'left':
-        left_complement = orthonormal_complement(_orthonormalize(compressed.left))
-        return InvariantSubspaces(compressed.right, compressed.left, Q.T @ left_complement, left_complement)
-    raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-
-def subspaces_from_gradient(factors, target: Tensor, k: int, eps: float, mask: Tensor | None = None) -> InvariantSubspaces:
-    "Invariant subspaces from one gradient at init of the square outer factor (via `compress_factorization`), no SVD of the target."
-    m, n = check_factors(factors); _check_eps(eps)
-    _check_matrix('target', target)
-    if tuple(target.shape) != (m, n): raise ValueError(f"target has shape {tuple(target.shape)}, the factors make {m} x {n}")
-    X0 = end_to_end(factors)
-    residual = X0 - target if mask is None else mask * (X0 - target)
-    grads, Q = factor_gradients(factors, residual), X0 / eps ** len(factors)
-    if factors[0].shape[0] == factors[0].shape[1]:
-        return subspaces_from_compression(compress_factorization(factors, grads[0], k, eps), Q, 'right')
-    return subspaces_from_compression(compress_factorization_transposed(factors, grads[-1], k, eps), Q, 'left')
 
 # %% ../nbs/01_theory.ipynb #ebf43b58
 def layer_singular_values(factors) -> list[Tensor]:
     "Singular values of every factor, largest first."
     return [torch.linalg.svdvals(W) for W in factors]
 
-def plot_singular_values(steps, singular_values, rank: int, ax=None, rho=None, title: str | None = None, middle_count: int | None = None):
-    "Plot one layer's singular values (steps x k) over `steps`: top `rank`, bottom `rank`, the middle (standing for `middle_count` values); optional rho(t)."
+def plot_singular_values(steps,                          # the x values, one per row of `singular_values`
+                         singular_values,                # (steps, k) one layer's singular values, largest first
+                         rank: int,                      # r: the top r and bottom r get their own colours
+                         ax=None,                        # matplotlib axes; default a new figure
+                         rho=None,                       # optional rho(t) to draw dashed
+                         title: str | None = None,       # axes title
+                         middle_count: int | None = None,  # how many values the middle curves stand for
+                        ):
+    "Plot one layer's singular values over `steps`: top `rank`, bottom `rank` and the middle; optionally rho(t)."
     sv = torch.as_tensor(singular_values, dtype=torch.float64)
     if sv.ndim != 2: raise ValueError(f"singular_values must be (steps, k), got shape {tuple(sv.shape)}")
-    if not 1 <= 2 * rank <= sv.shape[1]: raise ValueError(f"rank={rank} needs 2 * rank <= {sv.shape[1]} singular values")
+    if not is_integer(rank) or not 1 <= 2 * rank <= sv.shape[1]:
+        raise ValueError(f"rank={rank!r} needs 2 * rank <= {sv.shape[1]} singular values")
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     k = sv.shape[1]
-    groups = ((slice(0, rank), 'C3', f'top {rank}'), (slice(rank, k - rank), '0.6', f'middle {middle_count or k - 2 * rank}'),
+    groups = ((slice(0, rank), 'C3', f'top {rank}'),
+              (slice(rank, k - rank), '0.6', f'middle {middle_count or k - 2 * rank}'),
               (slice(k - rank, k), 'C0', f'bottom {rank}'))
     for idx, color, label in groups:
-        lines = ax.semilogy(steps, sv[:, idx], color=color, lw=1)
-        lines[0].set_label(label)
+        if sv[:, idx].shape[1]:                   # the middle is empty for a 2r-wide core
+            ax.semilogy(steps, sv[:, idx], color=color, lw=1)[0].set_label(label)
     if rho is not None: ax.semilogy(steps, rho, 'k--', lw=1, label=r'$\rho(t)$')
     ax.set_xlabel('step'); ax.set_ylabel('singular value')
-    if title: ax.set_title(title)
-    ax.legend(fontsize=8)
-    return ax
-
-# %% ../nbs/01_theory.ipynb #d446a52a
-def exact_compression(factors, bases: LayerBases) -> CompressedFactorization:
-    "The narrow network that follows `factors` exactly: outer factors the learning bases, cores every layer's learning block."
-    blocks = bases.blocks(factors)
-    cores = [M[:b, :a] for M, a, b in zip(blocks, bases.learn_in, bases.learn_out)]
-    return CompressedFactorization(right=bases.inputs[0][:, :bases.learn_in[0]], cores=cores,
-                                   left=bases.outputs[-1][:, :bases.learn_out[-1]])
-
-# %% ../nbs/01_theory.ipynb #d7b10fa3
-def top_right_subspace(W: Tensor, k: int) -> Tensor:
-    "Orthonormal basis (n x k) of the top-k right singular subspace of W."
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= min(W.shape):
-        raise ValueError(f"k must be an integer in [1, {min(W.shape)}] for a {tuple(W.shape)} matrix, got {k!r}")
-    return torch.linalg.svd(W, full_matrices=False)[2][:k].T
-
-def subspace_drift(snapshots, k: int) -> list[float]:
-    "For matrices W(t): sine of the largest principal angle between the top-k right singular subspace at each t and at the last."
-    final = top_right_subspace(snapshots[-1], k)
-    return [subspace_distance(top_right_subspace(W, k), final) for W in snapshots]
-
-def plot_principal_angles(curves: dict, ax=None, ylabel: str = r'$\sin\theta_{\max}$', title: str | None = None, floor: float = 1e-17):
-    "Semilog plot of {label: (steps, values)} curves, e.g. principal-angle sines or leakages over training; values below `floor` are clipped."
-    ax = ax or plt.subplots(figsize=(7, 4))[1]
-    for label, (steps, values) in curves.items():
-        ax.semilogy(list(steps), torch.as_tensor(values, dtype=torch.float64).clamp(min=floor), lw=1.2, label=label)
-    ax.set_xlabel('step'); ax.set_ylabel(ylabel)
     if title: ax.set_title(title)
     ax.legend(fontsize=8)
     return ax
