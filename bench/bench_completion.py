@@ -13,7 +13,7 @@ import torch
 import math
 from deeplora_nb.completion import (CompletionProblem, train_completion, loss_scale, fused_kernel,
                                     _SparseChain, _FusedChain, _DenseChain, _build_compressed)
-from deeplora_nb.factorization import scaled_orthogonal_init
+from deeplora_nb.factorization import scaled_orthogonal_init, prefix_products, factor_gradients
 
 SETTING = dict(d=1000, rank=5, observed=0.2, depth=3, eps=1e-3, lr=5e3, gamma=0.01, tol=1e-13)
 
@@ -37,24 +37,14 @@ class DenseResidualCompressed(_SparseChain):
         self.mask = torch.zeros(m, n, dtype=self.problem.dtype); self.target = torch.zeros_like(self.mask)
         self.mask[self.problem.rows, self.problem.cols] = 1; self.target[self.problem.rows, self.problem.cols] = self.problem.values
     def residual(self):
-        A, M, below, _ = self._parts()
-        G = self.scale * self.mask * (A @ self.right.T - self.target)
-        return A, M, below, G
-    def _parts(self):
-        below = [None]
-        for C in self.cores[:-1]: below.append(C if below[-1] is None else C @ below[-1])
-        M = self.cores[-1] @ below[-1]
-        return self.left @ M, M, below, None
+        prefixes = prefix_products(self.cores)
+        M = prefixes[-1]
+        A = self.left @ M
+        return A, M, prefixes, self.scale * self.mask * (A @ self.right.T - self.target)
     def step(self, state):
-        A, M, below, G = state
+        A, M, prefixes, G = state
         GR, GtA = G @ self.right, G.T @ A
-        K = self.left.T @ GR
-        grads, above = [], None
-        for i in range(len(self.cores) - 1, -1, -1):
-            grad = K if above is None else above.T @ K
-            grads.append(grad if below[i] is None else grad @ below[i].T)
-            above = self.cores[i] if above is None else above @ self.cores[i]
-        grads.reverse()
+        grads = factor_gradients(self.cores, self.left.T @ GR, prefixes=prefixes, check=False)
         self.left.sub_(GR @ M.T, alpha=self.lr_outer); self.right.sub_(GtA, alpha=self.lr_outer)
         for C, g in zip(self.cores, grads): C.sub_(g, alpha=self.lr)
     def loss_sum(self, state): return state[-1].square().sum() / self.scale ** 2
@@ -63,7 +53,7 @@ def compressed_chain(problem, cls=_FusedChain, seed=0, matrix_free=False):
     s = SETTING; scale = loss_scale(problem, 'mean')
     cf = _build_compressed(problem, s['depth'], s['rank'], s['eps'], scale, seed, matrix_free=matrix_free)
     extra = (fused_kernel(),) if cls is _FusedChain else ()
-    return cls(cf.left, cf.cores, cf.right, problem, scale, s['lr'], s['gamma'] * s['lr'], *extra)
+    return cls(cf.right, cf.cores, cf.left, problem, scale, s['lr'], s['gamma'] * s['lr'], *extra)
 
 def original_chain(problem, seed=0):
     s = SETTING; m, n = problem.shape
@@ -174,9 +164,9 @@ def main():
     print('written', args.out)
 
 def _narrow_start(problem, k=5):
-    "A compressed-shaped start (left, cores, right) of width 2k for timing: cost does not depend on the values."
+    "A compressed-shaped start (right, cores, left) of width 2k for timing: cost does not depend on the values."
     m, n = problem.shape
     W = scaled_orthogonal_init(m, n, 2 * k, 5, 1e-3, generator=torch.Generator().manual_seed(0))
-    return W[-1], W[1:-1], W[0].T
+    return W[0].T, W[1:-1], W[-1]
 
 if __name__ == '__main__': main()
