@@ -23,7 +23,7 @@ from .completion import (
 __all__ = ['PARTS', 'FINETUNE_METHODS', 'complete', 'compare', 'parse_parts', 'reproduction_settings', 'run_invariance',
            'run_completion', 'run_finetune', 'report_blocks', 'write_reproduction_report', 'reproduce']
 
-# %% ../nbs/06_cli.ipynb #2ad8e8e0
+# %% ../nbs/06_cli.ipynb #90602f75
 def _number_argument(convert, check, what: str):
     "An argparse type: `convert` the text (else 'expected {what}'), then `check('value', number)` from factorization."
     def parse(text: str):
@@ -37,7 +37,7 @@ def _number_argument(convert, check, what: str):
 _positive_int = _number_argument(int, check_int, "a positive integer")
 _positive_float = _number_argument(float, check_positive, "a positive number")
 
-# %% ../nbs/06_cli.ipynb #9d4dce61
+# %% ../nbs/06_cli.ipynb #a9bc94f0
 def _comma_separated(item, what: str):
     "An argparse type: comma-separated values, at least one, each read by the argparse type (or constructor) `item`."
     def parse(text: str) -> tuple:
@@ -53,7 +53,7 @@ def _argument(parse):
         except ValueError as e: raise argparse.ArgumentTypeError(str(e)) from None
     return argument
 
-# %% ../nbs/06_cli.ipynb #7f2ea425
+# %% ../nbs/06_cli.ipynb #df0372ac
 def _mc_parser() -> argparse.ArgumentParser:
     "The options of `deeplora_mc`."
     p = argparse.ArgumentParser(prog='deeplora_mc', description="Deep matrix completion: complete a random rank-r "
@@ -88,7 +88,7 @@ def _mc_parser() -> argparse.ArgumentParser:
     p.add_argument('--no-progress', action='store_true')
     return p
 
-# %% ../nbs/06_cli.ipynb #9f458ee7
+# %% ../nbs/06_cli.ipynb #13a752f2
 def _check_output(parser: argparse.ArgumentParser,  # reports the refusal as a usage error (exit status 2)
                   flag: str,  # the option that named the path, for the message
                   path: str,  # the file to be written
@@ -103,7 +103,7 @@ def _check_output(parser: argparse.ArgumentParser,  # reports the refusal as a u
     if formats and suffix and suffix not in formats:
         parser.error(f"{flag} {path}: unknown image format {suffix!r} (use one of {', '.join(sorted(formats))})")
 
-# %% ../nbs/06_cli.ipynb #e6fd9711
+# %% ../nbs/06_cli.ipynb #f1ff6d1a
 def _complete_with(problem: CompletionProblem, method: str, args: argparse.Namespace):
     "Run one `--methods` entry of `deeplora_mc` with its options; a run that diverges ends the command (exit status 2)."
     try:
@@ -124,7 +124,7 @@ def _result_line(method: str, s: dict) -> str:
             f"train loss {s['train_loss']:.3e}, recovery error {s['recovery_error']:.3e}, "
             f"relative error {s['relative_error']:.3e}")
 
-# %% ../nbs/06_cli.ipynb #7d32a893
+# %% ../nbs/06_cli.ipynb #df147232
 def _plot_results(results: list, args: argparse.Namespace) -> None:
     "`deeplora_mc`'s plot: the recovery error of every method against iterations and seconds, written to --plot."
     fig = Figure(figsize=(10, 3.8))
@@ -155,7 +155,7 @@ def complete(argv: list[str] | None = None,  # the options; None: the command li
     print(f"plot written to {args.plot}")
     return results if argv is not None else None  # a console script's return value becomes its exit status
 
-# %% ../nbs/06_cli.ipynb #ba090ad9
+# %% ../nbs/06_cli.ipynb #16f2398f
 def _finetune_parser() -> argparse.ArgumentParser:
     "The options of `deeplora_finetune`."
     from deeplora_nb.finetune import METHODS, OFFLINE_TASKS
@@ -192,7 +192,7 @@ def _finetune_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/finetune", help="output folder")
     return p
 
-# %% ../nbs/06_cli.ipynb #d4514d19
+# %% ../nbs/06_cli.ipynb #a0892e37
 def _adam_eps_arg(text: str | None,  # the --adam-eps text, None when not given
                   paper: bool,  # --paper-setup: the default is then the paper's eps
                  ):
@@ -203,7 +203,7 @@ def _adam_eps_arg(text: str | None,  # the --adam-eps text, None when not given
     try: return check_positive("--adam-eps", float(text))
     except ValueError: raise ValueError(f"--adam-eps must be a positive number or 'auto', got {text!r}") from None
 
-# %% ../nbs/06_cli.ipynb #2170a70b
+# %% ../nbs/06_cli.ipynb #1161765d
 def compare(argv: list[str] | None = None,  # the options; None: the command line (the console script)
            ) -> dict | None:
     "Console script `deeplora_finetune`: a paired comparison written to --out; its results when given `argv`."
@@ -269,7 +269,7 @@ def reproduction_settings(quick: bool = True) -> dict:
     "The keyword arguments of `run_invariance`, `run_completion` and `run_finetune` for `--quick` (or the default)."
     return copy.deepcopy(_SETTINGS["quick" if quick else "full"])   # a fresh copy: callers may edit it
 
-# %% ../nbs/06_cli.ipynb #6e19f7cd
+# %% ../nbs/06_cli.ipynb #6ae95523
 def _train_both(d: int, rank: int, depth: int, eps: float, lr: float, weight_decay: float, steps: int, seed: int):
     "Train the original factorization, recording how far each identity is from holding, and its compressed network."
     g = torch.Generator().manual_seed(seed)
@@ -297,7 +297,7 @@ def _train_both(d: int, rank: int, depth: int, eps: float, lr: float, weight_dec
     wide = train_factorization(init, target, lr, steps, weight_decay, record=record)
     return wide, narrow, rho
 
-# %% ../nbs/06_cli.ipynb #fc259615
+# %% ../nbs/06_cli.ipynb #ed302366
 def _save(fig: Figure, out_dir, name: str, dpi: int = 80) -> str | None:
     "Save `fig` as out_dir/name (PNG); return the file name, or None when there is no out_dir."
     if out_dir is None: return None
@@ -358,7 +358,7 @@ def run_invariance(d: int = 30,  # size of the square target and of every factor
     out["seconds"] = time.perf_counter() - start
     return out
 
-# %% ../nbs/06_cli.ipynb #33a6e68e
+# %% ../nbs/06_cli.ipynb #28a91522
 _MILESTONES = ("0.9", "0.5", "1e-2", "1e-4")   # levels of the relative error ||X - Phi||_F / ||Phi||_F
 
 def _first_step_below(history: dict, level: float, key: str = "relative_error"):
@@ -372,7 +372,7 @@ def _milestones(histories: dict) -> dict:
         v["lag"] = None if None in (v["original"], v["compressed"]) else v["compressed"] - v["original"]
     return milestones
 
-# %% ../nbs/06_cli.ipynb #2099b49b
+# %% ../nbs/06_cli.ipynb #79c39328
 def _completion_figure(o, c, d: int, rank: int, observed: float, depth: int, eps: float, gamma: float) -> Figure:
     "The recovery error of the original (`o`) and compressed (`c`) runs against iterations and seconds."
     fig = Figure(figsize=(10, 3.6))
@@ -423,7 +423,7 @@ def run_completion(d: int = 150,  # the target is d x d
     out["seconds"] = time.perf_counter() - start
     return out
 
-# %% ../nbs/06_cli.ipynb #698f9608
+# %% ../nbs/06_cli.ipynb #9b7c1786
 FINETUNE_METHODS = ("lora", "deep_lora_compressed")
 
 def _shared_lr_summary(comparison: dict) -> dict:
@@ -479,14 +479,14 @@ def _render(block: str, values: dict, **computed) -> str:
     "Fill the template block `block` with a part's results `values` and the fields `computed` from them."
     return report_blocks()[block].format_map({**values, **computed})
 
-# %% ../nbs/06_cli.ipynb #3ca75013
+# %% ../nbs/06_cli.ipynb #5e1e1c40
 def _fmt_seconds(s: float) -> str: return f"{s:.1f} s" if s < 120 else f"{int(s // 60)} min {s % 60:.0f} s"
 
 def _int(x, sign=False) -> str: return "-" if x is None else (f"{x:+,}" if sign else f"{x:,}")
 
 def _image(plots: dict, key: str, alt: str) -> str: return f"\n![{alt}]({plots[key]})\n" if plots.get(key) else ""
 
-# %% ../nbs/06_cli.ipynb #b4643f88
+# %% ../nbs/06_cli.ipynb #9b73f251
 def _invariance_section(r: dict) -> tuple[str, str]:
     "The invariance part in one line (summary table) and as its section of the report."
     tol = f"{r['tol']:.0e}"
@@ -499,7 +499,7 @@ def _invariance_section(r: dict) -> tuple[str, str]:
               + _image(r["plots"], "errors", "relative errors of the identities over training"))
     return short, _render("invariance", r, verdict=verdict, images=images)
 
-# %% ../nbs/06_cli.ipynb #4e25fbcf
+# %% ../nbs/06_cli.ipynb #3bb7e68a
 def _completion_section(r: dict) -> tuple[str, str]:
     "The completion part in one line (summary table) and as its section of the report."
     o, c = r["methods"]["original"], r["methods"]["compressed"]
@@ -519,7 +519,7 @@ def _completion_section(r: dict) -> tuple[str, str]:
                           milestone_rows=milestones, lags=", ".join(lags) or "-", step_gap=abs(c["steps"] - o["steps"]),
                           step_gap_percent=abs(pct), later_or_earlier="later" if pct >= 0 else "earlier", images=image)
 
-# %% ../nbs/06_cli.ipynb #081802d5
+# %% ../nbs/06_cli.ipynb #eb4de334
 def _finetune_section(r: dict) -> tuple[str, str]:
     "The fine-tuning part in one line (summary table) and as its section of the report."
     ref, others = r["reference"], [m for m in r["methods"] if m != r["reference"]]
@@ -541,7 +541,7 @@ def _finetune_section(r: dict) -> tuple[str, str]:
                           timing=", ".join(f"{m} {s:.2f} s/step" for m, s in r["seconds_per_step"].items()),
                           table=r["table"].strip(), images=image)
 
-# %% ../nbs/06_cli.ipynb #ebba317a
+# %% ../nbs/06_cli.ipynb #f90286b1
 _LABELS = {"invariance": "1. invariant subspaces", "completion": "2. matrix completion",
            "finetune": "3. few-shot fine-tuning"}
 _SECTIONS = {"invariance": _invariance_section, "completion": _completion_section, "finetune": _finetune_section}
@@ -565,7 +565,7 @@ def _report_head(run: dict) -> str:
     return (f"{made}; torch {machine['torch']} on {machine['platform']}, {machine['threads']} torch thread(s), "
             f"{machine['cpus']} logical CPUs{load}{total}.")
 
-# %% ../nbs/06_cli.ipynb #ac21cb6f
+# %% ../nbs/06_cli.ipynb #17c94cad
 def write_reproduction_report(results: dict,  # the parts' results by name, and optionally `run` (the command's record)
                               out_dir,  # the report folder (created if needed)
                              ) -> Path:
@@ -609,7 +609,7 @@ def _check_before_work(args: argparse.Namespace, out: Path) -> None:
         try: load_model(args.model)   # cached: the fine-tuning part reuses it
         except (OSError, ValueError) as e: raise SystemExit(f"deeplora_reproduce: --model {args.model}: {e}") from None
 
-# %% ../nbs/06_cli.ipynb #3379c1e2
+# %% ../nbs/06_cli.ipynb #bab2bd6d
 def _summary_line(part: str, r: dict) -> str:
     "What the command prints when a part is done."
     if part == "invariance":
@@ -632,7 +632,7 @@ def _run_part(part: str, settings: dict, args: argparse.Namespace, out: Path) ->
     if part == "completion": return run_completion(**settings, seed=args.seed, out_dir=out, progress=progress)
     return run_finetune(**settings, model=args.model, out_dir=out, progress=progress)
 
-# %% ../nbs/06_cli.ipynb #cc990550
+# %% ../nbs/06_cli.ipynb #ac503004
 def reproduce(argv: list[str] | None = None,  # the options; None: the command line (the console script)
              ) -> dict | None:
     "Console script `deeplora_reproduce`: run the parts, write report.md, plots and results.json to --out; the results."
