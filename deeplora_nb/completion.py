@@ -1196,92 +1196,9 @@ def als(problem: CompletionProblem,  # the observed entries
                             dict(method='als', rank=rank, lam=lam, loss=loss))
 
 # %% ../nbs/03_completion.ipynb #956e54b4
-def _positive_int(text):
-    import argparse
-    try: value = int(text)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1: raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
-
-def _parse_args(argv):
-    import argparse
-    p = argparse.ArgumentParser(prog='deeplora_mc', description="Deep matrix completion: complete a random rank-r matrix with the "
-                                "original, compressed or narrow deep factorization (and SoftImpute / ALS baselines); "
-                                "prints final metrics and writes a plot.")
-    p.add_argument('--m', type=_positive_int, default=300, help='rows (default 300)')
-    p.add_argument('--n', type=_positive_int, default=None, help='columns (default: = m)')
-    p.add_argument('--rank', type=_positive_int, default=5)
-    p.add_argument('--observed', type=float, default=0.2, help='observed fraction in (0, 1]')
-    p.add_argument('--methods', nargs='+', default=['compressed'], choices=[*METHODS, 'softimpute', 'als'])
-    p.add_argument('--depth', type=int, default=3)
-    p.add_argument('--width', type=_positive_int, default=None)
-    p.add_argument('--k', type=_positive_int, default=None, help='rank bound r_hat (default: the true rank)')
-    p.add_argument('--eps', type=float, default=1e-3)
-    p.add_argument('--lr', type=float, default=None, help='learning rate in --loss units (default: automatic)')
-    p.add_argument('--gamma', type=float, default=0.01, help='outer-factor lr multiplier (compressed)')
-    p.add_argument('--tol', type=float, default=None, help='stop when the train loss < tol (default 1e-13 in mean units)')
-    p.add_argument('--max-steps', type=_positive_int, default=100_000)
-    p.add_argument('--loss', choices=LOSSES, default='mean')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--device', default=None, help='cpu, cuda, ... (default: cuda when available)')
-    p.add_argument('--dtype', choices=['float64', 'float32'], default='float64')
-    p.add_argument('--threads', type=_positive_int, default=None, help='CPU threads (default: all cores, as torch chooses)')
-    p.add_argument('--kernel', choices=KERNELS, default=None,
-                   help='compressed, narrow: the fused CPU kernel or the torch kernels (default: fused on the CPU when it builds)')
-    p.add_argument('--log-every', type=_positive_int, default=100)
-    p.add_argument('--plot', default='deeplora_mc.png', help='where to write the plot (PNG)')
-    p.add_argument('--json', default=None, help='also write the summaries as JSON here')
-    p.add_argument('--no-progress', action='store_true')
-    return p, p.parse_args(argv)
-
-def _check_output(parser, flag, path, formats=None):
-    "Refuse an output path before any training: a file (not a folder) in an existing, writable folder, of a known format if it names one."
-    import os
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path): parser.error(f"{flag} {path}: is a folder, not a file name")
-    if not os.path.isdir(folder): parser.error(f"{flag} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK): parser.error(f"{flag} {path}: the folder {folder} is not writable")
-    suffix = os.path.splitext(path)[1].lstrip('.').lower()
-    if formats and suffix and suffix not in formats: parser.error(f"{flag} {path}: unknown image format {suffix!r} (use one of {', '.join(sorted(formats))})")
-
 def main(argv=None):
-    "Console script `deeplora_mc`; returns the results when given `argv` (None as a console script, so the exit status is 0)."
-    import json, sys
-    parser, args = _parse_args(argv)
-    from matplotlib.backend_bases import FigureCanvasBase
-    _check_output(parser, '--plot', args.plot, formats=FigureCanvasBase.get_supported_filetypes())
-    if args.json: _check_output(parser, '--json', args.json)
-    if args.threads: torch.set_num_threads(args.threads)
-    dtype = getattr(torch, args.dtype)
-    problem = CompletionProblem.random(args.m, args.n or args.m, args.rank, args.observed, seed=args.seed, dtype=dtype)
-    print(problem)
-    results = []
-    for method in args.methods:
-        try:
-            if method == 'softimpute': result = soft_impute(problem, loss=args.loss, device=args.device, seed=args.seed)
-            elif method == 'als': result = als(problem, rank=args.k, loss=args.loss, device=args.device, seed=args.seed)
-            else:
-                result = train_completion(problem, method, depth=args.depth, width=args.width, k=args.k, eps=args.eps, lr=args.lr,
-                                          gamma=args.gamma, tol=args.tol, max_steps=args.max_steps, device=args.device, dtype=dtype,
-                                          log_every=args.log_every, progress=not args.no_progress, loss=args.loss, seed=args.seed,
-                                          kernel=args.kernel)
-        except CompletionDiverged as e:
-            print(f"{method}: {e}", file=sys.stderr)
-            raise SystemExit(2)
-        results.append(result)
-        s = result.summary()
-        per_step = f"{s['ms_per_step']:.3f} ms/iteration" if s['ms_per_step'] is not None else 'no iteration'
-        print(f"{method:>10}: {s['steps']:>7} iterations, converged={s['converged']}, {s['seconds']:.2f} s "
-              f"({per_step}), train loss {s['train_loss']:.3e}, "
-              f"recovery error {s['recovery_error']:.3e}, relative error {s['relative_error']:.3e}")
-    if args.json:  # the results first: a failing plot must not lose them
-        with open(args.json, 'w') as f: json.dump([r.summary() | {'config': r.config} for r in results], f, indent=1)
-        print(f"results written to {args.json}")
-    import matplotlib; matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, x in zip(axes, ('step', 'seconds')): plot_histories(results, 'recovery_error', x=x, ax=ax)
-    fig.suptitle(f"{args.m} x {args.n or args.m}, rank {args.rank}, {100 * args.observed:g}% observed", fontsize=10)
-    fig.tight_layout(); fig.savefig(args.plot, dpi=100); plt.close(fig)
-    print(f"plot written to {args.plot}")
-    return results if argv is not None else None  # a console script's return value becomes its exit status
+    "Deprecated: the `deeplora_mc` command is `deeplora_nb.cli.complete`."
+    warnings.warn("deeplora_nb.completion.main is deprecated: use deeplora_nb.cli.complete (the deeplora_mc command)",
+                  DeprecationWarning, stacklevel=2)
+    from deeplora_nb.cli import complete   # at call time: the library module does not depend on the command line
+    return complete(argv)

@@ -207,82 +207,13 @@ def write_report(results: dict, out_dir) -> Path:
     return out / "report.md"
 
 # %% ../nbs/07_experiments.ipynb #be8eb103
-def _csv(kind, what: str):
-    "An argparse type: comma-separated values of `kind`, at least one, each checked."
-    def parse(text: str) -> tuple:
-        try: values = tuple(kind(x) for x in text.split(",") if x.strip())
-        except ValueError: raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
-        if not values: raise argparse.ArgumentTypeError(f"expected at least one {what}, got {text!r}")
-        return values
-    return parse
-
-def _positive(kind, what: str = "a positive number"):
-    "An argparse type: one value of `kind` that must be > 0."
-    def parse(text: str):
-        try: value = kind(text)
-        except ValueError: raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if not value > 0 or (isinstance(value, float) and not math.isfinite(value)): raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
-        return value
-    return parse
-
-def _positive_int_arg(text: str) -> int: return _positive(int, "a positive integer")(text)
-def _positive_ints(text: str) -> tuple:
-    values = _csv(int, "positive integers")(text)
-    if any(v < 1 for v in values): raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
-    return values
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="deeplora_finetune", description="Paired few-shot comparison of Deep LoRA and LoRA on a text classification task.")
-    p.add_argument("--task", default="rotten_tomatoes", help=f"offline task {OFFLINE_TASKS}, a CSV/JSON file, or a datasets name (glue/stsb)")
-    p.add_argument("--model", default=None, help="sequence-classification checkpoint (folder or hub name); default: the offline MiniLM")
-    p.add_argument("--methods", type=_csv(str, "method names"), default=("lora", "deep_lora"), help=f"comma-separated, from {list(METHODS)}")
-    p.add_argument("--n-train", type=_positive_ints, default=(16, 64), help="few-shot sizes, comma-separated")
-    p.add_argument("--seeds", type=_positive_int_arg, default=5, help="paired seeds per size")
-    p.add_argument("--steps", type=_positive_int_arg, default=100)
-    p.add_argument("--lr", type=_positive(float), default=1e-4, help="the adapters' learning rate, shared by all methods")
-    p.add_argument("--head-lr", type=_positive(float), default=1e-3, help="the head's learning rate (when it trains), shared by all methods")
-    p.add_argument("--lr-grid", type=_csv(_positive(float), "positive learning rates"), default=(), help="also run each method at its best lr from this grid")
-    p.add_argument("--rank", type=_positive_int_arg, default=8)
-    p.add_argument("--gamma", type=float, default=0.01, help="compressed: outer factors train at gamma * lr (>= 0)")
-    p.add_argument("--adam-eps", default=None, help="AdamW eps of the adapters: a number, or 'auto' (from the init gradient); "
-                   "default 'auto', or the paper's 1e-6 with --paper-setup")
-    p.add_argument("--max-length", type=_positive_int_arg, default=128, help="longer examples are dropped, in training and evaluation")
-    p.add_argument("--eval-size", type=_positive_int_arg, default=1000, help="validation examples (at most the split)")
-    p.add_argument("--paper-setup", action="store_true", help="frozen random head, the paper's optimizer and data rules")
-    p.add_argument("--text-column"); p.add_argument("--text-pair-column"); p.add_argument("--label-column", default="label")
-    p.add_argument("--threads", type=_positive_int_arg, default=None, help="torch threads")
-    p.add_argument("--out", default="runs/finetune", help="output folder")
-    return p
-
-def _adam_eps_arg(text: str | None, paper: bool):
-    if text is None: return PAPER_ADAM_EPS if paper else "auto"
-    if text == "auto": return text
-    try: value = float(text)
-    except ValueError: value = float("nan")
-    if not (math.isfinite(value) and value > 0): raise ValueError(f"--adam-eps must be a positive number or 'auto', got {text!r}")
-    return value
-
-def main(argv=None) -> dict | None:
-    "Console entry point `deeplora_finetune`; returns the comparison's results when given `argv` (None as a console script)."
-    args = _parser().parse_args(argv)
-    if args.threads: torch.set_num_threads(args.threads)
-    make = FinetuneConfig.paper if args.paper_setup else FinetuneConfig
-    # Everything that can be checked is checked before the first training step: settings, output folder, data, model.
-    base = make(task=args.task, model=args.model, steps=args.steps, rank=args.rank, gamma=args.gamma, head_lr=args.head_lr,
-                adam_eps=_adam_eps_arg(args.adam_eps, args.paper_setup), max_length=args.max_length)
-    _check_writable(args.out)
-    task = load_task(args.task, text_column=args.text_column, text_pair_column=args.text_pair_column, label_column=args.label_column)
-    load_model(args.model, task.num_labels)
-    base = replace(base, eval_size=min(args.eval_size, len(task.validation)))
-    if args.lr_grid and 2 * base.eval_size > len(task.validation): base = replace(base, eval_size=len(task.validation) // 2)
-    config = ComparisonConfig(base=base, methods=args.methods, n_train=args.n_train, seeds=args.seeds, shared_lr=args.lr, lr_grid=args.lr_grid)
-    print(f"{task}; methods {', '.join(config.methods)}; n_train {config.n_train}; {config.seeds} seeds; {base.steps} steps")
-    results = run_comparison(config, out_dir=args.out, task=task)   # runs.jsonl grows run by run, results.json at the end
-    try: report = write_report(results, args.out)
-    except Exception as e:
-        raise RuntimeError(f"the runs and results.json are saved in {args.out}, but the report could not be written: {e}") from e
-    print(comparison_table(results)); print(f"\nreport: {report}")
-    return results if argv is not None else None  # a console script's return value becomes its exit status
+def main(argv=None):
+    "Deprecated: the `deeplora_finetune` command is `deeplora_nb.cli.compare`."
+    import warnings
+    warnings.warn("deeplora_nb.experiments.main is deprecated: use deeplora_nb.cli.compare (the deeplora_finetune command)",
+                  DeprecationWarning, stacklevel=2)
+    from deeplora_nb.cli import compare   # at call time: the library module does not depend on the command line
+    return compare(argv)
 
 # %% ../nbs/07_experiments.ipynb #784ce347
 ARMS = {"paper": PAPER_ADAM_EPS, "remedy": "auto"}   # AdamW eps of the adapters: the paper's, or set from the init gradient
