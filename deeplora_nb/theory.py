@@ -15,9 +15,9 @@ from .factorization import (check_factors, check_int, check_positive, is_integer
 # %% auto #0
 __all__ = ['orthonormal_complement', 'range_basis', 'principal_cosines', 'principal_angles', 'subspace_distance',
            'top_right_subspace', 'subspace_drift', 'plot_principal_angles', 'InvariantSubspaces', 'target_rank',
-           'subspaces_from_target', 'subspaces_from_bases', 'subspaces_from_compression', 'LayerBases', 'haar_factors',
-           'layer_bases', 'block_deviations', 'rho_recursion', 'Trajectory', 'train_factorization',
-           'layer_singular_values', 'plot_singular_values']
+           'subspaces_from_target', 'subspaces_from_bases', 'subspaces_from_compression', 'subspaces_from_gradient',
+           'LayerBases', 'haar_factors', 'layer_bases', 'block_deviations', 'rho_recursion', 'Trajectory',
+           'train_factorization', 'layer_singular_values', 'plot_singular_values']
 
 # %% ../nbs/01_theory.ipynb #7cdbe759
 def _orthonormalize(A: Tensor) -> Tensor: return torch.linalg.qr(A)[0]
@@ -168,6 +168,19 @@ def subspaces_from_compression(compressed, Q: Tensor, side: str = 'right') -> In
     warnings.warn("subspaces_from_compression is deprecated: use subspaces_from_bases(compressed.right, "
                   "compressed.left, Q, side)", DeprecationWarning, stacklevel=2)
     return subspaces_from_bases(compressed.right, compressed.left, Q, side)
+
+# %% ../nbs/01_theory.ipynb #a070400c
+def subspaces_from_gradient(factors, target, k, eps, mask=None) -> InvariantSubspaces:
+    "Deprecated: compress from one gradient at init (`compress_factorization`), then `subspaces_from_bases`."
+    warnings.warn("subspaces_from_gradient is deprecated: build the compression with deeplora_nb.compression."
+                  "compress_factorization and complete its bases with subspaces_from_bases", DeprecationWarning, stacklevel=2)
+    from .compression import compress_factorization, compress_factorization_transposed  # kept for old callers only
+    X0 = end_to_end(factors)
+    grads = factor_gradients(factors, X0 - target if mask is None else mask * (X0 - target))
+    if factors[0].shape[0] == factors[0].shape[1]:
+        found, side = compress_factorization(factors, grads[0], k, eps), 'right'
+    else: found, side = compress_factorization_transposed(factors, grads[-1], k, eps), 'left'
+    return subspaces_from_bases(found.right, found.left, X0 / eps ** len(factors), side)
 
 # %% ../nbs/01_theory.ipynb #72cb0bd0
 @dataclass
