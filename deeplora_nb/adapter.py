@@ -50,7 +50,7 @@ LAYER_TYPES = (
 )
 SUPPORTED_LAYERS = tuple(t.cls for t in LAYER_TYPES)
 
-# %% ../nbs/04_adapter.ipynb #a2d9b1ff
+# %% ../nbs/04_adapter.ipynb #71620bb4
 def layer_type(layer: nn.Module) -> LayerType:
     "The `LAYER_TYPES` entry of `layer`; a clear error for unsupported modules."
     for t in LAYER_TYPES:
@@ -68,28 +68,31 @@ PRESETS = ("all-dense", "query-value", "attention-mlp")
 DEFAULT_GAMMA = 0.01   # compressed: outer factors train at gamma * lr; 0 freezes them, 0.01-0.1 converge, 1 is unstable
 _is_number = is_finite_number   # the name finetune imports; kept until it imports is_finite_number itself
 
-# %% ../nbs/04_adapter.ipynb #2b06aa02
+# %% ../nbs/04_adapter.ipynb #f959fe89
 def _check_numbers(c: DeepLoRAConfig) -> None:
-    "Check the variant and the numeric fields of `c`; set the variant's default depth."
+    "Check the variant and the numeric fields of `c`, stored as Python int and float; set the variant's default depth."
     if c.variant not in VARIANTS: raise ValueError(f"unknown variant {c.variant!r}; choose one of {VARIANTS}")
-    check_int("rank", c.rank)
+    c.rank = check_int("rank", c.rank)
     if c.variant == "compressed" and c.rank % 2:
         raise ValueError(f"the compressed variant needs an even rank (2k, k = rank/2), got rank={c.rank}")
     if c.depth is None: c.depth = 2 if c.variant == "vanilla" else 3
-    check_int("depth", c.depth, minimum=2)
+    c.depth = check_int("depth", c.depth, minimum=2)
     if c.variant == "vanilla" and c.depth != 2:
         raise ValueError(f"the vanilla variant is LoRA's depth-2 factorization, got depth={c.depth}")
-    check_positive("eps", c.eps)
+    c.eps = check_positive("eps", c.eps)
     if not (is_finite_number(c.gamma) and c.gamma >= 0):
         raise ValueError(f"gamma must be a finite number >= 0, got {c.gamma!r}")
+    c.gamma = float(c.gamma)
     if c.full_width not in ("min", "max"): raise ValueError(f"full_width must be 'min' or 'max', got {c.full_width!r}")
-    check_int("min_dim", c.min_dim)
+    c.min_dim = check_int("min_dim", c.min_dim)
     if not (is_finite_number(c.dropout) and 0 <= c.dropout < 1):
         raise ValueError(f"dropout must be in [0, 1), got {c.dropout!r}")
+    c.dropout = float(c.dropout)
     if c.seed is not None and not is_integer(c.seed):
         raise ValueError(f"seed must be an integer or None, got {c.seed!r}")
+    if c.seed is not None: c.seed = int(c.seed)
 
-# %% ../nbs/04_adapter.ipynb #88420df6
+# %% ../nbs/04_adapter.ipynb #534f5612
 def _check_modules(c: DeepLoRAConfig) -> None:
     "Check `c.target_modules` and `c.modules_to_save`; store lists of names as lists."
     if isinstance(c.target_modules, (list, tuple)):
@@ -105,7 +108,7 @@ def _check_modules(c: DeepLoRAConfig) -> None:
             raise ValueError(f"modules_to_save must be a list of module names, got {c.modules_to_save!r}")
         c.modules_to_save = list(c.modules_to_save)
 
-# %% ../nbs/04_adapter.ipynb #e8e4f46b
+# %% ../nbs/04_adapter.ipynb #63470f92
 @dataclass
 class DeepLoRAConfig:
     "Where and how to put Deep LoRA adapters into a model; validated when created."
@@ -123,7 +126,7 @@ class DeepLoRAConfig:
 
     def __post_init__(self): _check_numbers(self); _check_modules(self)
 
-# %% ../nbs/04_adapter.ipynb #4e745a12
+# %% ../nbs/04_adapter.ipynb #0834ca79
 @patch(as_prop=True)
 def num_cores(self: DeepLoRAConfig) -> int:
     "Square factors between right and left: L for the compressed variant, L - 2 otherwise."
@@ -143,7 +146,7 @@ def check_layer(self: DeepLoRAConfig, layer: nn.Module) -> None:
         raise ValueError(f"rank={self.rank} is larger than this {type(layer).__name__} allows: its update is "
                          f"{m} x {n}, so rank <= {min(m, n)}")
 
-# %% ../nbs/04_adapter.ipynb #17ce92c9
+# %% ../nbs/04_adapter.ipynb #5602e03d
 @patch
 def to_dict(self: DeepLoRAConfig) -> dict: return asdict(self)
 
@@ -210,7 +213,7 @@ class DeepLoRA(nn.Module):
         self.deep_lora_cores = nn.ParameterList([nn.Parameter(M) for M in cores])
         self.deep_lora_left = nn.Parameter(left)
 
-# %% ../nbs/04_adapter.ipynb #436801d9
+# %% ../nbs/04_adapter.ipynb #29cf9e4a
 DeepLoRA.rank = property(lambda self: self.adapter_config.rank)   # the config's fields, read-only
 DeepLoRA.depth = property(lambda self: self.adapter_config.depth)
 DeepLoRA.eps = property(lambda self: self.adapter_config.eps)
@@ -239,7 +242,7 @@ def extra_repr(self: DeepLoRA) -> str:
     return (f"variant={self.variant!r}, rank={self.rank}, depth={self.depth}, width={self.width}, eps={self.eps:g}, "
             f"in={self.in_features}, out={self.out_features}, merged={self.merged}{shared}")
 
-# %% ../nbs/04_adapter.ipynb #2ea008b7
+# %% ../nbs/04_adapter.ipynb #8b5aaa8b
 @patch
 def _share(self: DeepLoRA, source: DeepLoRA) -> None:
     if source._source is not None: source = source._source[0]
@@ -259,7 +262,7 @@ def shares_from(self: DeepLoRA) -> DeepLoRA | None:
     "The adapter whose parameters this one uses (a layer with the same weight), or None."
     return None if self._source is None else self._source[0]
 
-# %% ../nbs/04_adapter.ipynb #62e761ff
+# %% ../nbs/04_adapter.ipynb #27ae82f2
 @patch
 def outer_parameters(self: DeepLoRA) -> list[nn.Parameter]:
     "The compressed variant's right and left factors (trained at gamma * lr); empty otherwise and for shared adapters."
@@ -273,7 +276,7 @@ def core_parameters(self: DeepLoRA) -> list[nn.Parameter]:
     if self.variant == "compressed": return list(self.deep_lora_cores)
     return [self.deep_lora_right, *self.deep_lora_cores, self.deep_lora_left]
 
-# %% ../nbs/04_adapter.ipynb #f7dc7bf5
+# %% ../nbs/04_adapter.ipynb #30536c32
 @patch
 def factors(self: DeepLoRA) -> tuple[Tensor, Tensor | None, Tensor]:
     "(right: in x w, middle: w x w or None, left: out x w) with dW = left @ middle @ right.T; middle = M_c ... M_1."
@@ -296,7 +299,7 @@ def delta_weight(self: DeepLoRA) -> Tensor:
     delta = self.delta_matrix()
     return (delta.T if self.layer_type.weight_transposed else delta).to(self.base_layer.weight.dtype)
 
-# %% ../nbs/04_adapter.ipynb #3f144f06
+# %% ../nbs/04_adapter.ipynb #57c3b94b
 @patch
 def forward(self: DeepLoRA, x: Tensor, *args, **kwargs) -> Tensor:
     "base_layer(x) + dW x, the update applied as thin products (the base layer alone while merged or disabled)."
@@ -319,7 +322,7 @@ def _warn_if_uncompressed(self: DeepLoRA) -> None:
                   "are random, not from a gradient. Call compress_deep_lora(model, batch) first, or use "
                   "variant='narrow'.", stacklevel=3)
 
-# %% ../nbs/04_adapter.ipynb #14d2577c
+# %% ../nbs/04_adapter.ipynb #a84426c9
 @patch
 @torch.no_grad()
 def merge(self: DeepLoRA) -> None:
@@ -358,7 +361,7 @@ def _top_singular_vectors(apply: Callable, apply_t: Callable, size: int, k: int,
     Ub, _, Vh = torch.linalg.svd(apply_t(Y).T, full_matrices=False)   # Y.T @ A, q x size
     return Y @ Ub[:, :k], Vh[:k].T
 
-# %% ../nbs/04_adapter.ipynb #c8225937
+# %% ../nbs/04_adapter.ipynb #33aa77ce
 def compression_frames(out_features: int,  # rows of the update
                        in_features: int,   # columns of the update
                        width: int,         # D, the full-width adapter's width (min or max of the two)
@@ -372,7 +375,7 @@ def compression_frames(out_features: int,  # rows of the update
     rest = RandomOrthogonal(m, n, generator=generator, dtype=dtype, device=device)
     return first, rest, transposed
 
-# %% ../nbs/04_adapter.ipynb #0393ce46
+# %% ../nbs/04_adapter.ipynb #e49b1442
 def _sparse_row_products(G: Tensor) -> tuple[Callable, Callable]:
     "X -> G @ X and Y -> G.T @ Y, with G's nonzero rows only when it has few (an embedding's gradient from t tokens)."
     rows = (G != 0).any(1).nonzero().squeeze(1)
@@ -382,7 +385,7 @@ def _sparse_row_products(G: Tensor) -> tuple[Callable, Callable]:
     def G_t_times(Y): return G_rows.T @ Y[rows]
     return G_times, G_t_times
 
-# %% ../nbs/04_adapter.ipynb #4bc57822
+# %% ../nbs/04_adapter.ipynb #3e1180f8
 def compress_matrix_free_layer(grad_delta: Tensor,  # dLoss/d(dW) at init, out x in
                                first: RandomOrthogonal,  # O_1, from compression_frames
                                rest: RandomOrthogonal,   # P, from compression_frames
@@ -407,7 +410,7 @@ def compress_matrix_free_layer(grad_delta: Tensor,  # dLoss/d(dW) at init, out x
     compressed = CompressedFactorization(right=right, cores=[eps * eye for _ in range(depth)], left=left)
     return compressed.transpose() if transposed else compressed
 
-# %% ../nbs/04_adapter.ipynb #d3f52a8c
+# %% ../nbs/04_adapter.ipynb #04b1a765
 @patch
 def compress_from_gradient(self: DeepLoRA, grad_delta: Tensor,  # dLoss/d(dW) at initialisation, out x in
                            generator: torch.Generator | None = None,  # for the frames and the randomized SVD
@@ -447,7 +450,7 @@ def _near_matches(entry: str, names: list[str]) -> str:
     close = difflib.get_close_matches(entry, candidates, n=5, cutoff=0.5)
     return f"; close names in this model: {close}" if close else ""
 
-# %% ../nbs/04_adapter.ipynb #ce9a6858
+# %% ../nbs/04_adapter.ipynb #eb452c9a
 def _resolve_modules_to_save(model: nn.Module, entries: list | None) -> list[str]:
     names = [n for n, _ in model.named_modules() if n]
     found = []
@@ -470,7 +473,7 @@ def tied_groups(model: nn.Module,  # any model
     groups = [g for g in by_weight.values() if len(g) > 1]
     return groups if names is None else [g for g in groups if set(g) & set(names)]
 
-# %% ../nbs/04_adapter.ipynb #3759f6cf
+# %% ../nbs/04_adapter.ipynb #81ab7746
 def _select_named(model: nn.Module, entries: list[str], supported: list, all_names: list[str]) -> list[str]:
     chosen = set()
     for entry in entries:
@@ -492,7 +495,7 @@ def _select_all_dense(supported: list, min_dim: int) -> list[str]:
                          f"supported layer in this model is {largest}; lower min_dim")
     return chosen
 
-# %% ../nbs/04_adapter.ipynb #3b021a70
+# %% ../nbs/04_adapter.ipynb #ca800f85
 def _select(model: nn.Module, config: DeepLoRAConfig, supported: list, all_names: list[str]) -> list[str]:
     "The layers `config.target_modules` names among the `supported` (name, layer) pairs of `model`."
     targets = config.target_modules
@@ -514,7 +517,7 @@ def _select(model: nn.Module, config: DeepLoRAConfig, supported: list, all_names
         raise ValueError(f"preset {targets!r} matches no layer in this {type(model).__name__}; pass names or a regex")
     return chosen
 
-# %% ../nbs/04_adapter.ipynb #f6c331b9
+# %% ../nbs/04_adapter.ipynb #e5af0d2f
 def find_target_modules(model: nn.Module, config: DeepLoRAConfig) -> list[str]:
     "Names of the layers `config` adapts in `model`, in module order: the selected ones plus the layers tied to them."
     if not isinstance(config, DeepLoRAConfig):
@@ -550,7 +553,7 @@ def _replace_module(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
     for name in [n for n, m in model.named_modules(remove_duplicate=False) if m is old]:
         _set_submodule(model, name, new)
 
-# %% ../nbs/04_adapter.ipynb #93322c07
+# %% ../nbs/04_adapter.ipynb #88fe3c51
 def _layer_generator(seed: int | None, name: str, device) -> torch.Generator | None:
     "A generator for one layer from the config's seed and the layer's name (None: torch's global generator)."
     if seed is None: return None
@@ -571,7 +574,7 @@ def _check_layers(model: nn.Module, config: DeepLoRAConfig, names: list[str]) ->
         try: config.check_layer(modules[name])
         except (ValueError, TypeError) as e: raise type(e)(f"layer {name!r}: {e}") from None
 
-# %% ../nbs/04_adapter.ipynb #1f17f6cd
+# %% ../nbs/04_adapter.ipynb #004c97f5
 def _inject(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> nn.Module:
     _check_layers(model, config, names)
     modules, saved = dict(model.named_modules()), _resolve_modules_to_save(model, config.modules_to_save)
@@ -598,7 +601,7 @@ def _inject(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> nn.Mo
         model.save_pretrained = types.MethodType(_save_pretrained_adapter, model)
     return model
 
-# %% ../nbs/04_adapter.ipynb #9639c85d
+# %% ../nbs/04_adapter.ipynb #b82b443e
 def apply_deep_lora(model: nn.Module, config: DeepLoRAConfig) -> nn.Module:
     "Put Deep LoRA adapters into `model` in place (freezing everything else but `config.modules_to_save`); return it."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -610,8 +613,10 @@ def apply_deep_lora(model: nn.Module, config: DeepLoRAConfig) -> nn.Module:
                          "merge_deep_lora(model) first or start from a fresh model")
     return _inject(model, config, find_target_modules(model, config))
 
-# %% ../nbs/04_adapter.ipynb #bb485347
-def trainable_parameters(model: nn.Module, verbose: bool = True) -> dict:
+# %% ../nbs/04_adapter.ipynb #daf05ae7
+def trainable_parameters(model: nn.Module,    # any model
+                         verbose: bool = True, # print the counts as PEFT does
+                        ) -> dict:
     "Count trainable and all parameters of `model` (each shared tensor once); print them like PEFT when `verbose`."
     params = {id(p): p for p in model.parameters()}.values()
     trainable = sum(p.numel() for p in params if p.requires_grad)
@@ -674,7 +679,7 @@ class _GradientCapture:
         out.register_hook(hook)
         return out
 
-# %% ../nbs/04_adapter.ipynb #6b564a34
+# %% ../nbs/04_adapter.ipynb #78ec26a5
 @patch
 def _zeros(self: _GradientCapture) -> Tensor:
     return torch.zeros(self.owner.out_features, self.owner.in_features, dtype=self.dtype, device=self.device)
@@ -701,7 +706,7 @@ def complete(self: _GradientCapture) -> None:
     self.G, self.done = None, True
     self.finish(self, G)
 
-# %% ../nbs/04_adapter.ipynb #8620a34c
+# %% ../nbs/04_adapter.ipynb #bda10878
 def _to_device(batch, device):
     if isinstance(batch, Tensor): return batch.to(device)
     if isinstance(batch, Mapping): return {k: _to_device(v, device) for k, v in batch.items()}
@@ -722,7 +727,7 @@ def _loss_on_batch(model: nn.Module, batch, loss_fn: Callable | None) -> Tensor:
     if not torch.isfinite(loss): raise ValueError(f"the loss on this batch is not finite ({loss.item()})")
     return loss.reshape(())
 
-# %% ../nbs/04_adapter.ipynb #a30dc722
+# %% ../nbs/04_adapter.ipynb #60356516
 def _check_batch(batch):
     if batch is None or (hasattr(batch, "__len__") and len(batch) == 0):
         raise ValueError("compress_deep_lora needs one training batch (a dict of model inputs with labels, a tuple or "
@@ -745,7 +750,7 @@ def _backward_only(model: nn.Module, batch, loss_fn) -> None:
         for p, flag in flags: p.requires_grad_(flag)
         model.train(was_training)
 
-# %% ../nbs/04_adapter.ipynb #c9b81dce
+# %% ../nbs/04_adapter.ipynb #642a17a3
 def compress_deep_lora(model: nn.Module, batch,  # one training batch: a dict of inputs with labels, a tuple or a tensor
                        loss_fn: Callable | None = None,  # loss_fn(outputs, batch) when the model returns no loss
                        seed: int | None = None,  # default: the config's seed (None: torch's global generator)
@@ -775,7 +780,7 @@ def compress_deep_lora(model: nn.Module, batch,  # one training batch: a dict of
                              "their outer factors come from a zero gradient")
     return model
 
-# %% ../nbs/04_adapter.ipynb #37e3506a
+# %% ../nbs/04_adapter.ipynb #5c66d67a
 def _wide_adapter(name: str, a: DeepLoRA, seed: int | None) -> tuple[DeepLoRA, list[Tensor], bool]:
     "(the explicit full-width adapter of `a` with its frames made dense, those dense frames unscaled, transposed)"
     dtype, device = _compute_dtype(a.deep_lora_left.dtype), a.deep_lora_left.device
@@ -791,7 +796,7 @@ def _wide_adapter(name: str, a: DeepLoRA, seed: int | None) -> tuple[DeepLoRA, l
         for core, W in zip(wide.deep_lora_cores, factors[1:-1]): core.copy_(a.eps * W)
     return wide, factors, transposed
 
-# %% ../nbs/04_adapter.ipynb #5ed2c81a
+# %% ../nbs/04_adapter.ipynb #7e06871d
 def _outer_gradients(model: nn.Module, wide: dict, batch, loss_fn) -> None:
     "One backward pass with the wide adapters in place of the compressed ones (and their sharers): the outer .grad."
     replaced = []
@@ -814,9 +819,11 @@ def _outer_gradients(model: nn.Module, wide: dict, batch, loss_fn) -> None:
     finally:
         for a, w in reversed(replaced): _replace_module(model, w, a)
 
-# %% ../nbs/04_adapter.ipynb #7d9a17e1
-def compress_deep_lora_reference(model: nn.Module, batch,  # as for compress_deep_lora
-                                 loss_fn: Callable | None = None, seed: int | None = None) -> nn.Module:
+# %% ../nbs/04_adapter.ipynb #dec527c7
+def compress_deep_lora_reference(model: nn.Module, batch,         # one training batch, as for compress_deep_lora
+                                 loss_fn: Callable | None = None,  # loss_fn(outputs, batch) if the model gives no loss
+                                 seed: int | None = None,          # default: the config's seed
+                                ) -> nn.Module:
     "The authors' construction: all full-width adapters at once (dense frames), one backward, compress; a test oracle."
     _check_batch(batch)
     adapters = _compressed_owners(model)
@@ -862,7 +869,7 @@ def unmerge_deep_lora(model: nn.Module) -> nn.Module:
     for a in merged: a.unmerge()
     return model
 
-# %% ../nbs/04_adapter.ipynb #3c53e1af
+# %% ../nbs/04_adapter.ipynb #5d5a77d2
 @contextlib.contextmanager
 def disable_deep_lora(model: nn.Module):
     "Inside this context the model runs without its adapters (the base model's outputs)."
@@ -876,7 +883,7 @@ def disable_deep_lora(model: nn.Module):
     finally:
         for (_, a), flag in zip(adapters, previous): a.disabled = flag
 
-# %% ../nbs/04_adapter.ipynb #b947eefe
+# %% ../nbs/04_adapter.ipynb #1000f2e6
 def _thin_svd(adapter: DeepLoRA) -> tuple[Tensor, Tensor, Tensor]:
     "U, s, V (float64) of the adapter's update from its factors: QR of the outer factors, SVD of a w x w matrix."
     right, middle, left = (t.detach().double() if t is not None else None for t in adapter.factors())
@@ -912,7 +919,7 @@ _META_FIELDS = {"format": str, "format_version": int, "save_id": str, "weights":
                 "config": dict, "modules_to_save": list, "layers": dict, "tensors": dict,
                 "base_model_name_or_path": (str, type(None))}
 
-# %% ../nbs/04_adapter.ipynb #3e7f76eb
+# %% ../nbs/04_adapter.ipynb #645f75b7
 def _adapter_state(model: nn.Module) -> dict[str, Tensor]:
     "Adapter parameters of the adapters that own them, and every parameter of the modules_to_save, by state-dict key."
     state = {}
@@ -931,7 +938,7 @@ def _layer_entries(model: nn.Module) -> dict[str, dict]:
                     shares_from=name_of[id(a.shares_from)] if a.shares_from is not None else None,
                     compressed_from_gradient=(a.shares_from or a).compressed_from_gradient) for n, a in adapters}
 
-# %% ../nbs/04_adapter.ipynb #cdaf290a
+# %% ../nbs/04_adapter.ipynb #54c45cbc
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try: os.fsync(fd)
@@ -948,7 +955,7 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
     return digest.hexdigest()
 
-# %% ../nbs/04_adapter.ipynb #9adfe20e
+# %% ../nbs/04_adapter.ipynb #9bd7b430
 def _existing_config(path: Path) -> dict | None:
     "The deeplora_nb config already at `path`, None if there is none; refuses any other adapter_config.json."
     file = path / ADAPTER_CONFIG_NAME
@@ -972,7 +979,7 @@ def _clean_staging(path: Path, keep: str | None) -> None:
     for d in path.parent.glob(f".{_glob_escape(path.name)}.*"):
         if d.is_dir() and d.name.endswith((".partial", ".old")): shutil.rmtree(d, ignore_errors=True)
 
-# %% ../nbs/04_adapter.ipynb #79f36746
+# %% ../nbs/04_adapter.ipynb #2e694807
 def _save_meta(model: nn.Module, adapters: list, state: dict, save_id: str, weights: str) -> dict:
     "The adapter config of this save (the tensor file's checksum and size are added once it is written)."
     config = getattr(model, "deep_lora_config", None) or replace(adapters[0][1].adapter_config)
@@ -981,7 +988,7 @@ def _save_meta(model: nn.Module, adapters: list, state: dict, save_id: str, weig
                 layers=_layer_entries(model), tensors={k: list(v.shape) for k, v in state.items()},
                 base_model_name_or_path=getattr(model, "name_or_path", None) or None)
 
-# %% ../nbs/04_adapter.ipynb #dad7cb11
+# %% ../nbs/04_adapter.ipynb #8d764cd1
 def save_deep_lora(model: nn.Module, path) -> Path:
     "Write the adapter and modules_to_save of `model` to directory `path` atomically: the old or the new one loads."
     adapters = deep_lora_modules(model)
@@ -1026,7 +1033,7 @@ def _check_fields(where: str, d: dict, spec: dict) -> None:
         if not ok:
             raise ValueError(f"{where}: field {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r:.60}")
 
-# %% ../nbs/04_adapter.ipynb #1816a332
+# %% ../nbs/04_adapter.ipynb #5a62c1d9
 def _read_meta(path: Path) -> dict:
     if not path.is_dir(): raise FileNotFoundError(f"no saved Deep LoRA adapter at {path}: directory not found")
     file = path / ADAPTER_CONFIG_NAME
@@ -1057,7 +1064,7 @@ def _read_tensors(file: Path, save_id) -> dict[str, Tensor]:
     if bad: raise ValueError(f"{file} has non-finite values (nan or inf) in {bad[:3]}")
     return state
 
-# %% ../nbs/04_adapter.ipynb #ae42cee3
+# %% ../nbs/04_adapter.ipynb #19b6353a
 def _format1(path: Path, meta: dict) -> tuple[dict, dict]:
     "A format-1 adapter as format 2: factor lists become (right, cores, left), per-layer entries completed."
     file = path / _V1_WEIGHTS_NAME
@@ -1080,7 +1087,7 @@ def _format1(path: Path, meta: dict) -> tuple[dict, dict]:
     meta = {**meta, "format_version": 1, "layers": layers, "tensors": {k: list(v.shape) for k, v in converted.items()}}
     return meta, converted
 
-# %% ../nbs/04_adapter.ipynb #79fac410
+# %% ../nbs/04_adapter.ipynb #8c1ee840
 def _format2(path: Path, meta: dict) -> dict[str, Tensor]:
     "The tensors of a format-2 adapter, after checking the config's fields and the file's name, size and checksum."
     _check_fields(f"{path / ADAPTER_CONFIG_NAME}", meta, _META_FIELDS)
@@ -1094,7 +1101,7 @@ def _format2(path: Path, meta: dict) -> dict[str, Tensor]:
                          "changed")
     return _read_tensors(file, meta["save_id"])
 
-# %% ../nbs/04_adapter.ipynb #26cb2d42
+# %% ../nbs/04_adapter.ipynb #2904bf16
 def _check_layer_entries(meta: dict, config: DeepLoRAConfig) -> dict[str, list]:
     "Check every per-layer entry against the config; return the tensor shapes they imply, by key."
     expected = {}
@@ -1121,7 +1128,7 @@ def _expected_tensors(name: str, info: dict, num_cores: int) -> dict[str, list]:
     return {f"{name}.deep_lora_right": [n, w], **{f"{name}.deep_lora_cores.{i}": [w, w] for i in range(num_cores)},
             f"{name}.deep_lora_left": [m, w]}
 
-# %% ../nbs/04_adapter.ipynb #54eb3f35
+# %% ../nbs/04_adapter.ipynb #5a5221d7
 def _check_tensors(meta: dict, state: dict, expected: dict, modules_to_save: list) -> None:
     for key in set(state) - set(expected):   # the rest are modules_to_save parameters
         if not any(key.startswith(s + ".") for s in modules_to_save):
@@ -1135,7 +1142,7 @@ def _check_tensors(meta: dict, state: dict, expected: dict, modules_to_save: lis
     if {k: list(v.shape) for k, v in state.items()} != meta["tensors"]:
         raise ValueError(f"the tensors in the file and the 'tensors' list of {ADAPTER_CONFIG_NAME} differ")
 
-# %% ../nbs/04_adapter.ipynb #4fe392cf
+# %% ../nbs/04_adapter.ipynb #37a6ccd3
 def read_deep_lora(path) -> tuple[dict, DeepLoRAConfig, dict[str, Tensor]]:
     "(metadata, config, tensors) of the adapter saved at `path`, fully checked (format 1 converted); no model involved."
     path = Path(path)
@@ -1153,7 +1160,7 @@ def read_deep_lora(path) -> tuple[dict, DeepLoRAConfig, dict[str, Tensor]]:
     _check_tensors(meta, state, _check_layer_entries(meta, config), modules_to_save)
     return meta, config, state
 
-# %% ../nbs/04_adapter.ipynb #3986a38f
+# %% ../nbs/04_adapter.ipynb #983f1a45
 def _check_model_layers(model: nn.Module, meta: dict) -> None:
     "Raise unless `model` has every saved layer, with its type and shape."
     modules, kind = dict(model.named_modules()), type(model).__name__
@@ -1169,7 +1176,7 @@ def _check_model_layers(model: nn.Module, meta: dict) -> None:
                              f"{info['shape'][0]} x {info['shape'][1]}, this model's layer is a "
                              f"{type(layer).__name__} with {shape}")
 
-# %% ../nbs/04_adapter.ipynb #c6a8f470
+# %% ../nbs/04_adapter.ipynb #1c1f3b1e
 def _check_model_ties(model: nn.Module, meta: dict) -> None:
     "Raise unless the saved layers share weights in `model` exactly as they share parameters in the adapter."
     names, kind = list(meta["layers"]), type(model).__name__
@@ -1187,7 +1194,7 @@ def _check_model_ties(model: nn.Module, meta: dict) -> None:
             raise ValueError(f"layer {name!r}: saved with shares_from={info['shares_from']!r}, but in this {kind} it "
                              f"{'shares the weight of ' + repr(owner) if wanted else 'owns its weight'}{hint}")
 
-# %% ../nbs/04_adapter.ipynb #621903fd
+# %% ../nbs/04_adapter.ipynb #c1fc1f00
 def _check_model_saved_modules(model: nn.Module, meta: dict, state: dict) -> None:
     "Raise unless `model` has every module of modules_to_save, with parameters of the saved shapes."
     modules, kind = dict(model.named_modules()), type(model).__name__
@@ -1204,7 +1211,7 @@ def _check_model(model: nn.Module, meta: dict, state: dict) -> None:
     "Raise unless `model` has every saved layer (type, shape, tied weights) and modules_to_save of the saved shapes."
     _check_model_layers(model, meta); _check_model_ties(model, meta); _check_model_saved_modules(model, meta, state)
 
-# %% ../nbs/04_adapter.ipynb #5c5fb181
+# %% ../nbs/04_adapter.ipynb #b5d827c1
 @torch.no_grad()
 def _copy_state(model: nn.Module, meta: dict, state: dict) -> None:
     for key, p in _adapter_state(model).items(): p.copy_(state[key])
@@ -1212,7 +1219,9 @@ def _copy_state(model: nn.Module, meta: dict, state: dict) -> None:
     for name, info in meta["layers"].items():
         if info["shares_from"] is None: adapters[name].compressed_from_gradient = info["compressed_from_gradient"]
 
-def load_deep_lora(base_model: nn.Module, path) -> nn.Module:
+def load_deep_lora(base_model: nn.Module,  # a fresh model of the architecture the adapter was saved from
+                   path,                    # the directory save_deep_lora wrote
+                  ) -> nn.Module:
     "Put the adapter saved at `path` into `base_model` (a fresh model of the same architecture) in place; return it."
     if deep_lora_modules(base_model):
         raise ValueError("base_model already has Deep LoRA adapters; load into a fresh model (restore_deep_lora "
@@ -1233,8 +1242,10 @@ def load_deep_lora(base_model: nn.Module, path) -> nn.Module:
         raise
     return base_model
 
-# %% ../nbs/04_adapter.ipynb #fdb18366
-def restore_deep_lora(model: nn.Module, path) -> nn.Module:
+# %% ../nbs/04_adapter.ipynb #0e4feec3
+def restore_deep_lora(model: nn.Module,  # adapted with the config and layers of the saved adapter
+                      path,               # the directory save_deep_lora wrote (e.g. a Trainer checkpoint)
+                     ) -> nn.Module:
     "Overwrite the adapter values of `model` (adapted with the same config and layers) with those saved at `path`."
     if not deep_lora_modules(model):
         raise ValueError("this model has no Deep LoRA adapters; use load_deep_lora for a fresh model")
@@ -1272,7 +1283,7 @@ def _lora_pair(name: str, a: DeepLoRA, rank: int | None, tol: float) -> tuple[di
     pair = {key_a: (V[:, :keep] * root).T.to(dtype).contiguous(), key_b: (U[:, :keep] * root).to(dtype).contiguous()}
     return pair, report
 
-# %% ../nbs/04_adapter.ipynb #b8a9c322
+# %% ../nbs/04_adapter.ipynb #486f856f
 def _peft_config(model: nn.Module, exported: dict[str, int], saved: list[str]):
     "PEFT's config for layers of ranks `exported`, with lora_alpha = rank per layer (PEFT's scaling alpha / r = 1)."
     from peft import LoraConfig
@@ -1282,9 +1293,10 @@ def _peft_config(model: nn.Module, exported: dict[str, int], saved: list[str]):
                       fan_in_fan_out=any(isinstance(a.base_layer, Conv1D) for _, a in deep_lora_modules(model)),
                       base_model_name_or_path=getattr(model, "name_or_path", None) or None)
 
-# %% ../nbs/04_adapter.ipynb #bec624d9
+# %% ../nbs/04_adapter.ipynb #3a3067e0
 @torch.no_grad()
-def export_peft_lora(model: nn.Module, path,
+def export_peft_lora(model: nn.Module,         # a model with Deep LoRA adapters, not merged
+                     path,                     # a new or empty directory
                      rank: int | None = None,  # cap on each layer's LoRA rank (None: the numerical rank)
                      tol: float = 1e-3,  # singular values <= tol are dropped (0: keep all, exact)
                      ) -> dict[str, dict]:
