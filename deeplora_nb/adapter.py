@@ -4,17 +4,19 @@
 
 # %% ../nbs/04_adapter.ipynb #6ae4d1a0
 from __future__ import annotations
-import contextlib, difflib, hashlib, json, math, os, re, shutil, types, uuid, warnings, zlib
+import contextlib, difflib, hashlib, json, os, re, shutil, types, uuid, warnings, zlib
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 from typing import Callable, Mapping
 import torch
 import torch.nn.functional as F
 from torch import nn, Tensor
+from fastcore.basics import patch
 from safetensors import safe_open
 from safetensors.torch import save as tensors_to_bytes, save_file, load_file
 from transformers.pytorch_utils import Conv1D
-from .factorization import haar_orthogonal, scaled_orthogonal_init
+from .factorization import haar_orthogonal, scaled_orthogonal_init, chain_product
+from .factorization import is_integer, is_finite_number, check_int, check_positive
 from .compression import CompressedFactorization, RandomOrthogonal
 from .compression import compress_factorization, compress_factorization_transposed
 
@@ -48,6 +50,7 @@ LAYER_TYPES = (
 )
 SUPPORTED_LAYERS = tuple(t.cls for t in LAYER_TYPES)
 
+# %% ../nbs/04_adapter.ipynb #71620bb4
 def layer_type(layer: nn.Module) -> LayerType:
     "The `LAYER_TYPES` entry of `layer`; a clear error for unsupported modules."
     for t in LAYER_TYPES:
@@ -56,23 +59,60 @@ def layer_type(layer: nn.Module) -> LayerType:
                     f"{', '.join(t.__name__ for t in SUPPORTED_LAYERS)}")
 
 def layer_shape(layer: nn.Module) -> tuple[int, int]:
-    "(out, in) of the linear map `layer` applies: nn.Linear, GPT-2's Conv1D (weight in x out) or nn.Embedding (one-hot in, vector out)."
+    "(out, in) of the map `layer` applies: nn.Linear, GPT-2's Conv1D (weight in x out), nn.Embedding (one-hot in)."
     return layer_type(layer).shape(layer)
 
 # %% ../nbs/04_adapter.ipynb #8cb030a8
 VARIANTS = ("compressed", "full", "narrow", "vanilla")
 PRESETS = ("all-dense", "query-value", "attention-mlp")
 DEFAULT_GAMMA = 0.01   # compressed: outer factors train at gamma * lr; 0 freezes them, 0.01-0.1 converge, 1 is unstable
-_QUERY_VALUE_NAMES = ("query", "value", "q_proj", "v_proj", "q", "v", "c_attn")
-_IN_BLOCK = re.compile(r"\.\d+\.")
+_is_number = is_finite_number   # the name finetune imports; kept until it imports is_finite_number itself
 
-def _is_int(value) -> bool: return isinstance(value, int) and not isinstance(value, bool)
-def _is_number(value) -> bool: return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+# %% ../nbs/04_adapter.ipynb #f959fe89
+def _check_numbers(c: DeepLoRAConfig) -> None:
+    "Check the variant and the numeric fields of `c`, stored as Python int and float; set the variant's default depth."
+    if c.variant not in VARIANTS: raise ValueError(f"unknown variant {c.variant!r}; choose one of {VARIANTS}")
+    c.rank = check_int("rank", c.rank)
+    if c.variant == "compressed" and c.rank % 2:
+        raise ValueError(f"the compressed variant needs an even rank (2k, k = rank/2), got rank={c.rank}")
+    if c.depth is None: c.depth = 2 if c.variant == "vanilla" else 3
+    c.depth = check_int("depth", c.depth, minimum=2)
+    if c.variant == "vanilla" and c.depth != 2:
+        raise ValueError(f"the vanilla variant is LoRA's depth-2 factorization, got depth={c.depth}")
+    c.eps = check_positive("eps", c.eps)
+    if not (is_finite_number(c.gamma) and c.gamma >= 0):
+        raise ValueError(f"gamma must be a finite number >= 0, got {c.gamma!r}")
+    c.gamma = float(c.gamma)
+    if c.full_width not in ("min", "max"): raise ValueError(f"full_width must be 'min' or 'max', got {c.full_width!r}")
+    c.min_dim = check_int("min_dim", c.min_dim)
+    if not (is_finite_number(c.dropout) and 0 <= c.dropout < 1):
+        raise ValueError(f"dropout must be in [0, 1), got {c.dropout!r}")
+    c.dropout = float(c.dropout)
+    if c.seed is not None and not is_integer(c.seed):
+        raise ValueError(f"seed must be an integer or None, got {c.seed!r}")
+    if c.seed is not None: c.seed = int(c.seed)
 
+# %% ../nbs/04_adapter.ipynb #534f5612
+def _check_modules(c: DeepLoRAConfig) -> None:
+    "Check `c.target_modules` and `c.modules_to_save`; store lists of names as lists."
+    if isinstance(c.target_modules, (list, tuple)):
+        if not c.target_modules or not all(isinstance(t, str) and t for t in c.target_modules):
+            raise ValueError(f"target_modules must be a non-empty list of names, got {c.target_modules!r}")
+        c.target_modules = list(c.target_modules)
+    elif not isinstance(c.target_modules, str):
+        raise TypeError(f"target_modules must be a list of names, a regex or one of {PRESETS}, "
+                        f"got {type(c.target_modules).__name__}")
+    if isinstance(c.modules_to_save, str): c.modules_to_save = [c.modules_to_save]
+    if c.modules_to_save is not None:
+        if not all(isinstance(m, str) and m for m in c.modules_to_save):
+            raise ValueError(f"modules_to_save must be a list of module names, got {c.modules_to_save!r}")
+        c.modules_to_save = list(c.modules_to_save)
+
+# %% ../nbs/04_adapter.ipynb #63470f92
 @dataclass
 class DeepLoRAConfig:
     "Where and how to put Deep LoRA adapters into a model; validated when created."
-    rank: int = 8                         # r: width of narrow/vanilla, compressed width 2k (even)
+    rank: int = 8                         # r: the rank bound; the width of narrow/vanilla, 2k of compressed (even)
     depth: int | None = None              # L: 3 by default, 2 for vanilla
     eps: float = 1e-3                     # scale of the orthogonal initialisation
     variant: str = "compressed"           # compressed | full | narrow | vanilla
@@ -84,97 +124,72 @@ class DeepLoRAConfig:
     dropout: float = 0.0                  # dropout on the adapter's input (not for embeddings)
     seed: int | None = None               # seed for the adapters' random initialisation and compression
 
-    def __post_init__(self):
-        if self.variant not in VARIANTS: raise ValueError(f"unknown variant {self.variant!r}; choose one of {VARIANTS}")
-        if not _is_int(self.rank) or self.rank < 1:
-            raise ValueError(f"rank must be a positive integer, got {self.rank!r}")
-        if self.variant == "compressed" and self.rank % 2:
-            raise ValueError(f"the compressed variant needs an even rank (2k, k = rank/2), got rank={self.rank}")
-        if self.depth is None: self.depth = 2 if self.variant == "vanilla" else 3
-        if not _is_int(self.depth) or self.depth < 2:
-            raise ValueError(f"depth must be an integer >= 2, got {self.depth!r}")
-        if self.variant == "vanilla" and self.depth != 2:
-            raise ValueError(f"the vanilla variant is LoRA's depth-2 factorization, got depth={self.depth}")
-        if not (_is_number(self.eps) and self.eps > 0):
-            raise ValueError(f"eps must be a finite positive number, got {self.eps!r}")
-        if not (_is_number(self.gamma) and self.gamma >= 0):
-            raise ValueError(f"gamma must be a finite number >= 0, got {self.gamma!r}")
-        if self.full_width not in ("min", "max"):
-            raise ValueError(f"full_width must be 'min' or 'max', got {self.full_width!r}")
-        if not _is_int(self.min_dim) or self.min_dim < 1:
-            raise ValueError(f"min_dim must be a positive integer, got {self.min_dim!r}")
-        if not (_is_number(self.dropout) and 0 <= self.dropout < 1):
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.seed is not None and not _is_int(self.seed):
-            raise ValueError(f"seed must be an integer or None, got {self.seed!r}")
-        if isinstance(self.target_modules, (list, tuple)):
-            if not self.target_modules or not all(isinstance(t, str) and t for t in self.target_modules):
-                raise ValueError(f"target_modules must be a non-empty list of names, got {self.target_modules!r}")
-            self.target_modules = list(self.target_modules)
-        elif not isinstance(self.target_modules, str):
-            raise TypeError(f"target_modules must be a list of names, a regex or one of {PRESETS}, got {type(self.target_modules).__name__}")
-        if isinstance(self.modules_to_save, str): self.modules_to_save = [self.modules_to_save]
-        if self.modules_to_save is not None:
-            if not all(isinstance(m, str) and m for m in self.modules_to_save):
-                raise ValueError(f"modules_to_save must be a list of module names, got {self.modules_to_save!r}")
-            self.modules_to_save = list(self.modules_to_save)
+    def __post_init__(self): _check_numbers(self); _check_modules(self)
 
-    @property
-    def num_cores(self) -> int:
-        "Square factors between right and left: L for the compressed variant, L - 2 otherwise."
-        return self.depth if self.variant == "compressed" else self.depth - 2
+# %% ../nbs/04_adapter.ipynb #0834ca79
+@patch(as_prop=True)
+def num_cores(self: DeepLoRAConfig) -> int:
+    "Square factors between right and left: L for the compressed variant, L - 2 otherwise."
+    return self.depth if self.variant == "compressed" else self.depth - 2
 
-    def width(self, out_features: int, in_features: int) -> int:
-        "The adapter's inner width for an out x in update: the full width D, or the rank."
-        if self.variant != "full": return self.rank
-        return (min if self.full_width == "min" else max)(out_features, in_features)
+@patch
+def width(self: DeepLoRAConfig, out_features: int, in_features: int) -> int:
+    "The adapter's inner width for an out x in update: the full width D, or the rank."
+    if self.variant != "full": return self.rank
+    return (min if self.full_width == "min" else max)(out_features, in_features)
 
-    def check_layer(self, layer: nn.Module) -> None:
-        "Raise if `layer` cannot take an adapter of this config (unsupported type, or a rank above its smaller side)."
-        m, n = layer_shape(layer)
-        if self.variant != "full" and self.rank > min(m, n):
-            raise ValueError(f"rank={self.rank} is larger than this {type(layer).__name__} allows: its update is "
-                             f"{m} x {n}, so rank <= {min(m, n)}")
+@patch
+def check_layer(self: DeepLoRAConfig, layer: nn.Module) -> None:
+    "Raise if `layer` cannot take an adapter of this config (unsupported type, or a rank above its smaller side)."
+    m, n = layer_shape(layer)
+    if self.variant != "full" and self.rank > min(m, n):
+        raise ValueError(f"rank={self.rank} is larger than this {type(layer).__name__} allows: its update is "
+                         f"{m} x {n}, so rank <= {min(m, n)}")
 
-    def to_dict(self) -> dict: return asdict(self)
+# %% ../nbs/04_adapter.ipynb #5602e03d
+@patch
+def to_dict(self: DeepLoRAConfig) -> dict: return asdict(self)
 
-    @classmethod
-    def from_dict(cls, d: Mapping) -> DeepLoRAConfig:
-        "The config saved by `to_dict`; unknown keys are an error."
-        if not isinstance(d, Mapping):
-            raise ValueError(f"a DeepLoRAConfig is stored as a JSON object, got {type(d).__name__}")
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown: raise ValueError(f"unknown DeepLoRAConfig fields {sorted(unknown)}")
-        return cls(**d)
+@patch(cls_method=True)
+def from_dict(cls: DeepLoRAConfig, d: Mapping) -> DeepLoRAConfig:
+    "The config saved by `to_dict`; unknown keys are an error."
+    if not isinstance(d, Mapping):
+        raise ValueError(f"a DeepLoRAConfig is stored as a JSON object, got {type(d).__name__}")
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown: raise ValueError(f"unknown DeepLoRAConfig fields {sorted(unknown)}")
+    return cls(**d)
 
 # %% ../nbs/04_adapter.ipynb #d90f1827
 def _randn(rows, cols, generator, dtype, device):
     gen_device = generator.device if generator is not None else device
-    return torch.randn(rows, cols, generator=generator, dtype=torch.float64, device=gen_device).to(dtype=dtype, device=device)
+    gauss = torch.randn(rows, cols, generator=generator, dtype=torch.float64, device=gen_device)
+    return gauss.to(dtype=dtype, device=device)
 
-def _initial_factors(config: DeepLoRAConfig, m: int, n: int, generator, dtype, device) -> tuple[Tensor, list[Tensor], Tensor]:
+def _initial_factors(config: DeepLoRAConfig, m: int, n: int, generator, dtype, device
+                    ) -> tuple[Tensor, list[Tensor], Tensor]:
     "(right, cores, left) at initialisation for `config.variant` on an out x in = m x n update."
     w, eps = config.width(m, n), config.eps
     if config.variant == "compressed":   # until compression: random orthonormal outer factors, cores eps * I
         right = haar_orthogonal(n, w, generator=generator, dtype=dtype, device=device)
         cores = [eps * torch.eye(w, dtype=dtype, device=device) for _ in range(config.num_cores)]
         return right, cores, haar_orthogonal(m, w, generator=generator, dtype=dtype, device=device)
-    if config.variant == "vanilla": return torch.zeros(n, w, dtype=dtype, device=device), [], _randn(m, w, generator, dtype, device)
+    if config.variant == "vanilla":
+        return torch.zeros(n, w, dtype=dtype, device=device), [], _randn(m, w, generator, dtype, device)
     factors = scaled_orthogonal_init(m, n, w, config.depth, eps, generator=generator, dtype=dtype, device=device)
     return factors[0].T.contiguous(), factors[1:-1], factors[-1]
 
 # %% ../nbs/04_adapter.ipynb #804de3c9
 class DeepLoRA(nn.Module):
-    "A frozen `base_layer` (nn.Linear, Conv1D, nn.Embedding) plus a deep low-rank update: output = base_layer(x) + dW x."
+    "A frozen `base_layer` (nn.Linear, Conv1D, nn.Embedding) plus a deep low-rank update: base_layer(x) + dW x."
     def __init__(self, base_layer: nn.Module,
-                 config: DeepLoRAConfig | None = None,  # rank, depth, eps, variant, full_width, dropout (the rest is ignored)
+                 config: DeepLoRAConfig | None = None,  # rank, depth, eps, variant, full_width, dropout (others unused)
                  *, generator: torch.Generator | None = None,  # for the random initialisation
                  dtype: torch.dtype | None = None,  # adapter dtype (default: the weight's, float32 for half precision)
                  shares_from: DeepLoRA | None = None,  # an adapter on a layer with the same weight: use its parameters
                  **overrides):  # config fields, e.g. rank=4, variant="narrow"
         super().__init__()
         if isinstance(base_layer, DeepLoRA): raise ValueError("this layer already has a Deep LoRA adapter")
-        if "variant" in overrides and "depth" not in overrides: overrides["depth"] = None   # the variant's default depth
+        if "variant" in overrides and "depth" not in overrides: overrides["depth"] = None   # the variant's default
         config = replace(config or DeepLoRAConfig(), **overrides) if overrides else (config or DeepLoRAConfig())
         self.layer_type = layer_type(base_layer)
         config.check_layer(base_layer)
@@ -183,155 +198,150 @@ class DeepLoRA(nn.Module):
         self.out_features, self.in_features = self.layer_type.shape(base_layer)
         self.merged = False                    # True while dW is folded into base_layer.weight
         self.disabled = False                  # True inside disable_deep_lora: the forward is the base layer's
-        self.compressed_from_gradient = False  # compressed variant: outer factors come from a gradient (True) or are random
+        self.compressed_from_gradient = False  # compressed variant: outer factors from a gradient (True) or random
         self._capture = None                   # a _GradientCapture while compress_deep_lora runs
         self._warned = [False]                 # shared by the adapters of one model: the uncompressed-training warning
-        self.deep_lora_dropout = nn.Dropout(config.dropout) if config.dropout > 0 and not self.layer_type.takes_ids else nn.Identity()
+        takes_dropout = config.dropout > 0 and not self.layer_type.takes_ids
+        self.deep_lora_dropout = nn.Dropout(config.dropout) if takes_dropout else nn.Identity()
         self._source = None                    # (adapter, transposed) whose parameters this one uses
         if shares_from is not None: self._share(shares_from); return
         weight = base_layer.weight
         if dtype is None: dtype = torch.float32 if weight.dtype in (torch.float16, torch.bfloat16) else weight.dtype
-        right, cores, left = _initial_factors(config, self.out_features, self.in_features, generator, dtype, weight.device)
+        m, n = self.out_features, self.in_features
+        right, cores, left = _initial_factors(config, m, n, generator, dtype, weight.device)
         self.deep_lora_right = nn.Parameter(right)
         self.deep_lora_cores = nn.ParameterList([nn.Parameter(M) for M in cores])
         self.deep_lora_left = nn.Parameter(left)
 
-    def _share(self, source: DeepLoRA) -> None:
-        if source._source is not None: source = source._source[0]
-        if self.base_layer.weight is not source.base_layer.weight:
-            raise ValueError("shares_from must be an adapter on a layer with the same weight tensor")
-        if self.adapter_config != source.adapter_config:
-            raise ValueError("an adapter sharing parameters must have the same config")
-        transposed = self.layer_type.weight_transposed != source.layer_type.weight_transposed
-        expected = (source.in_features, source.out_features) if transposed else (source.out_features, source.in_features)
-        if (self.out_features, self.in_features) != expected:
-            raise ValueError(f"cannot share: this layer's update is {self.out_features} x {self.in_features}, "
-                             f"the source's (in this layer's layout) {expected[0]} x {expected[1]}")
-        self._source, self._warned = (source, transposed), source._warned
+# %% ../nbs/04_adapter.ipynb #29cf9e4a
+DeepLoRA.rank = property(lambda self: self.adapter_config.rank)   # the config's fields, read-only
+DeepLoRA.depth = property(lambda self: self.adapter_config.depth)
+DeepLoRA.eps = property(lambda self: self.adapter_config.eps)
+DeepLoRA.variant = property(lambda self: self.adapter_config.variant)
+DeepLoRA.full_width = property(lambda self: self.adapter_config.full_width)
 
-    # -- the config, read-only
-    rank = property(lambda self: self.adapter_config.rank)
-    depth = property(lambda self: self.adapter_config.depth)
-    eps = property(lambda self: self.adapter_config.eps)
-    variant = property(lambda self: self.adapter_config.variant)
-    full_width = property(lambda self: self.adapter_config.full_width)
+@patch(as_prop=True)
+def width(self: DeepLoRA) -> int:
+    "Width w of the adapter's hidden dimensions."
+    return self.adapter_config.width(self.out_features, self.in_features)
 
-    @property
-    def width(self) -> int:
-        "Width w of the adapter's hidden dimensions."
-        return self.adapter_config.width(self.out_features, self.in_features)
+@patch(as_prop=True)
+def full_width_size(self: DeepLoRA) -> int:
+    "Width D of the full-width adapter: min or max of the layer's sides."
+    return replace(self.adapter_config, variant="full").width(self.out_features, self.in_features)
 
-    @property
-    def full_width_size(self) -> int:
-        "Width D of the full-width adapter: min or max of the layer's sides."
-        return replace(self.adapter_config, variant="full").width(self.out_features, self.in_features)
+@patch(as_prop=True)
+def weight(self: DeepLoRA) -> Tensor: return self.base_layer.weight
+@patch(as_prop=True)
+def bias(self: DeepLoRA) -> Tensor | None: return getattr(self.base_layer, "bias", None)
 
-    @property
-    def shares_from(self) -> DeepLoRA | None:
-        "The adapter whose parameters this one uses (a layer with the same weight), or None."
-        return None if self._source is None else self._source[0]
+@patch
+def extra_repr(self: DeepLoRA) -> str:
+    "The adapter's settings, shown in the model's repr."
+    shared = f", shares_from={type(self.shares_from.base_layer).__name__}" if self._source else ""
+    return (f"variant={self.variant!r}, rank={self.rank}, depth={self.depth}, width={self.width}, eps={self.eps:g}, "
+            f"in={self.in_features}, out={self.out_features}, merged={self.merged}{shared}")
 
-    @property
-    def weight(self) -> Tensor: return self.base_layer.weight
-    @property
-    def bias(self) -> Tensor | None: return getattr(self.base_layer, "bias", None)
+# %% ../nbs/04_adapter.ipynb #8b5aaa8b
+@patch
+def _share(self: DeepLoRA, source: DeepLoRA) -> None:
+    if source._source is not None: source = source._source[0]
+    if self.base_layer.weight is not source.base_layer.weight:
+        raise ValueError("shares_from must be an adapter on a layer with the same weight tensor")
+    if self.adapter_config != source.adapter_config:
+        raise ValueError("an adapter sharing parameters must have the same config")
+    transposed = self.layer_type.weight_transposed != source.layer_type.weight_transposed
+    expected = (source.in_features, source.out_features) if transposed else (source.out_features, source.in_features)
+    if (self.out_features, self.in_features) != expected:
+        raise ValueError(f"cannot share: this layer's update is {self.out_features} x {self.in_features}, "
+                         f"the source's (in this layer's layout) {expected[0]} x {expected[1]}")
+    self._source, self._warned = (source, transposed), source._warned
 
-    def outer_parameters(self) -> list[nn.Parameter]:
-        "The compressed variant's right and left factors (trained at gamma * lr); empty for other variants and shared adapters."
-        if self._source is not None or self.variant != "compressed": return []
-        return [self.deep_lora_right, self.deep_lora_left]
+@patch(as_prop=True)
+def shares_from(self: DeepLoRA) -> DeepLoRA | None:
+    "The adapter whose parameters this one uses (a layer with the same weight), or None."
+    return None if self._source is None else self._source[0]
 
-    def core_parameters(self) -> list[nn.Parameter]:
-        "The parameters trained at the full learning rate: the cores, or every factor of the other variants."
-        if self._source is not None: return []
-        if self.variant == "compressed": return list(self.deep_lora_cores)
-        return [self.deep_lora_right, *self.deep_lora_cores, self.deep_lora_left]
+# %% ../nbs/04_adapter.ipynb #27ae82f2
+@patch
+def outer_parameters(self: DeepLoRA) -> list[nn.Parameter]:
+    "The compressed variant's right and left factors (trained at gamma * lr); empty otherwise and for shared adapters."
+    if self._source is not None or self.variant != "compressed": return []
+    return [self.deep_lora_right, self.deep_lora_left]
 
-    def factors(self) -> tuple[Tensor, Tensor | None, Tensor]:
-        "(right: in x w, middle: w x w or None, left: out x w) with dW = left @ middle @ right.T; middle = M_c ... M_1."
-        if self._source is not None:
-            source, transposed = self._source
-            right, middle, left = source.factors()
-            return (left, None if middle is None else middle.T, right) if transposed else (right, middle, left)
-        middle = None
-        for M in self.deep_lora_cores: middle = M if middle is None else M @ middle
-        return self.deep_lora_right, middle, self.deep_lora_left
+@patch
+def core_parameters(self: DeepLoRA) -> list[nn.Parameter]:
+    "The parameters trained at the full learning rate: the cores, or every factor of the other variants."
+    if self._source is not None: return []
+    if self.variant == "compressed": return list(self.deep_lora_cores)
+    return [self.deep_lora_right, *self.deep_lora_cores, self.deep_lora_left]
 
-    def delta_matrix(self) -> Tensor:
-        "The out x in update dW = left @ M_c ... M_1 @ right.T in the adapter's dtype."
-        right, middle, left = self.factors()
-        return (left if middle is None else left @ middle) @ right.T
+# %% ../nbs/04_adapter.ipynb #30536c32
+@patch
+def factors(self: DeepLoRA) -> tuple[Tensor, Tensor | None, Tensor]:
+    "(right: in x w, middle: w x w or None, left: out x w) with dW = left @ middle @ right.T; middle = M_c ... M_1."
+    if self._source is not None:
+        source, transposed = self._source
+        right, middle, left = source.factors()
+        return (left, None if middle is None else middle.T, right) if transposed else (right, middle, left)
+    cores = list(self.deep_lora_cores)
+    return self.deep_lora_right, chain_product(cores) if cores else None, self.deep_lora_left
 
-    def delta_weight(self) -> Tensor:
-        "The update in `base_layer.weight`'s layout and dtype (transposed for Conv1D and nn.Embedding)."
-        delta = self.delta_matrix()
-        return (delta.T if self.layer_type.weight_transposed else delta).to(self.base_layer.weight.dtype)
+@patch
+def delta_matrix(self: DeepLoRA) -> Tensor:
+    "The out x in update dW = left @ M_c ... M_1 @ right.T in the adapter's dtype."
+    right, middle, left = self.factors()
+    return (left if middle is None else left @ middle) @ right.T
 
-    def forward(self, x: Tensor, *args, **kwargs) -> Tensor:
-        result = self.base_layer(x, *args, **kwargs)
-        if self._capture is not None: return self._capture.record(self, x, result)
-        if self.merged or self.disabled: return result
-        if self.training and torch.is_grad_enabled(): self._warn_if_uncompressed()
-        right, middle, left = self.factors()
-        h = self.layer_type.project(self.base_layer, self.deep_lora_dropout(x), right)
-        if middle is not None: h = h @ middle.T
-        return result + (h @ left.T).to(result.dtype)
+@patch
+def delta_weight(self: DeepLoRA) -> Tensor:
+    "The update in `base_layer.weight`'s layout and dtype (transposed for Conv1D and nn.Embedding)."
+    delta = self.delta_matrix()
+    return (delta.T if self.layer_type.weight_transposed else delta).to(self.base_layer.weight.dtype)
 
-    def _warn_if_uncompressed(self) -> None:
-        owner = self.shares_from or self
-        if owner.variant != "compressed" or owner.compressed_from_gradient or self._warned[0]: return
-        if not any(p.requires_grad for p in owner.core_parameters()): return
-        self._warned[0] = True
-        warnings.warn("training compressed Deep LoRA adapters that were never compressed: their right and left factors "
-                      "are random, not from a gradient. Call compress_deep_lora(model, batch) first, or use variant='narrow'.",
-                      stacklevel=3)
+# %% ../nbs/04_adapter.ipynb #57c3b94b
+@patch
+def forward(self: DeepLoRA, x: Tensor, *args, **kwargs) -> Tensor:
+    "base_layer(x) + dW x, the update applied as thin products (the base layer alone while merged or disabled)."
+    result = self.base_layer(x, *args, **kwargs)
+    if self._capture is not None: return self._capture.record(self, x, result)
+    if self.merged or self.disabled: return result
+    if self.training and torch.is_grad_enabled(): self._warn_if_uncompressed()
+    right, middle, left = self.factors()
+    h = self.layer_type.project(self.base_layer, self.deep_lora_dropout(x), right)
+    if middle is not None: h = h @ middle.T
+    return result + (h @ left.T).to(result.dtype)
 
-    @torch.no_grad()
-    def merge(self) -> None:
-        "Fold dW into `base_layer.weight` (once per shared weight); the forward then runs the base layer only."
-        owner = self.shares_from or self
-        if owner.merged: warnings.warn("this Deep LoRA adapter is already merged; nothing to do"); return
-        delta = owner.delta_weight()
-        if not torch.isfinite(delta).all(): raise ValueError("cannot merge: the adapter's update contains nan or inf")
-        owner.base_layer.weight.add_(delta)
-        owner.merged = True
+@patch
+def _warn_if_uncompressed(self: DeepLoRA) -> None:
+    owner = self.shares_from or self
+    if owner.variant != "compressed" or owner.compressed_from_gradient or self._warned[0]: return
+    if not any(p.requires_grad for p in owner.core_parameters()): return
+    self._warned[0] = True
+    warnings.warn("training compressed Deep LoRA adapters that were never compressed: their right and left factors "
+                  "are random, not from a gradient. Call compress_deep_lora(model, batch) first, or use "
+                  "variant='narrow'.", stacklevel=3)
 
-    @torch.no_grad()
-    def unmerge(self) -> None:
-        "Subtract dW from `base_layer.weight` again (the inverse of `merge`)."
-        owner = self.shares_from or self
-        if not owner.merged: warnings.warn("this Deep LoRA adapter is not merged; nothing to do"); return
-        owner.base_layer.weight.sub_(owner.delta_weight())
-        owner.merged = False
+# %% ../nbs/04_adapter.ipynb #a84426c9
+@patch
+@torch.no_grad()
+def merge(self: DeepLoRA) -> None:
+    "Fold dW into `base_layer.weight` (once per shared weight); the forward then runs the base layer only."
+    owner = self.shares_from or self
+    if owner.merged: warnings.warn("this Deep LoRA adapter is already merged; nothing to do"); return
+    delta = owner.delta_weight()
+    if not torch.isfinite(delta).all(): raise ValueError("cannot merge: the adapter's update contains nan or inf")
+    owner.base_layer.weight.add_(delta)
+    owner.merged = True
 
-    def compress_from_gradient(self, grad_delta: Tensor,  # dLoss/d(dW) at initialisation, out x in
-                               generator: torch.Generator | None = None) -> CompressedFactorization:
-        "Set this compressed adapter from the init gradient of the full-width adapter it stands for, matrix-free."
-        if self.variant != "compressed" or self._source is not None:
-            raise ValueError(f"compress_from_gradient needs a compressed DeepLoRA adapter that owns its parameters, got {self!r}")
-        m, n = self.out_features, self.in_features
-        if tuple(grad_delta.shape) != (m, n):
-            raise ValueError(f"grad_delta has shape {tuple(grad_delta.shape)}, the update is {m} x {n}")
-        if not torch.isfinite(grad_delta).all(): raise ValueError("grad_delta contains non-finite values (nan or inf)")
-        dtype, device = _compute_dtype(self.deep_lora_left.dtype), self.deep_lora_left.device
-        first, rest, transposed = compression_frames(m, n, self.full_width_size, generator=generator, dtype=dtype, device=device)
-        compressed = compress_matrix_free_layer(grad_delta.to(dtype=dtype, device=device), first, rest, transposed,
-                                                self.rank // 2, self.eps, self.depth, generator=generator)
-        self.load_compressed(compressed)
-        return compressed
-
-    @torch.no_grad()
-    def load_compressed(self, compressed: CompressedFactorization) -> None:
-        "Copy a compressed factorization (right, cores, left) into this compressed adapter."
-        self.deep_lora_right.copy_(compressed.right)
-        self.deep_lora_left.copy_(compressed.left)
-        for core, M in zip(self.deep_lora_cores, compressed.cores, strict=True): core.copy_(M)
-        self.compressed_from_gradient = True
-
-    def extra_repr(self) -> str:
-        shared = f", shares_from={type(self.shares_from.base_layer).__name__}" if self._source else ""
-        return (f"variant={self.variant!r}, rank={self.rank}, depth={self.depth}, width={self.width}, eps={self.eps:g}, "
-                f"in={self.in_features}, out={self.out_features}, merged={self.merged}{shared}")
+@patch
+@torch.no_grad()
+def unmerge(self: DeepLoRA) -> None:
+    "Subtract dW from `base_layer.weight` again (the inverse of `merge`)."
+    owner = self.shares_from or self
+    if not owner.merged: warnings.warn("this Deep LoRA adapter is not merged; nothing to do"); return
+    owner.base_layer.weight.sub_(owner.delta_weight())
+    owner.merged = False
 
 # %% ../nbs/04_adapter.ipynb #9965dbc5
 def _compute_dtype(dtype: torch.dtype) -> torch.dtype: return torch.promote_types(dtype, torch.float32)
@@ -340,7 +350,7 @@ def _orthonormal(*blocks: Tensor) -> Tensor: return torch.linalg.qr(torch.cat(bl
 
 def _top_singular_vectors(apply: Callable, apply_t: Callable, size: int, k: int, generator=None, dtype=torch.float64,
                           device=None, niter: int = 4, oversample: int = 10) -> tuple[Tensor, Tensor]:
-    "(U_k, V_k) of a size x size matrix A known by A @ X (`apply`) and A.T @ Y (`apply_t`): exact when small, else randomized."
+    "(U_k, V_k) of a size x size matrix A known by A @ X (`apply`) and A.T @ Y (`apply_t`); randomized unless small."
     q = min(k + oversample, size)
     if q == size:
         U, _, Vh = torch.linalg.svd(apply(torch.eye(size, dtype=dtype, device=device)), full_matrices=False)
@@ -351,38 +361,88 @@ def _top_singular_vectors(apply: Callable, apply_t: Callable, size: int, k: int,
     Ub, _, Vh = torch.linalg.svd(apply_t(Y).T, full_matrices=False)   # Y.T @ A, q x size
     return Y @ Ub[:, :k], Vh[:k].T
 
-def compression_frames(out_features: int, in_features: int, width: int, generator: torch.Generator | None = None,
-                       dtype: torch.dtype = torch.float64, device=None) -> tuple[RandomOrthogonal, RandomOrthogonal, bool]:
-    "(O_1, P, transposed): the random orthogonal pieces of the full-width (width D) adapter a compressed one stands for."
+# %% ../nbs/04_adapter.ipynb #33aa77ce
+def compression_frames(out_features: int,  # rows of the update
+                       in_features: int,   # columns of the update
+                       width: int,         # D, the full-width adapter's width (min or max of the two)
+                       generator: torch.Generator | None = None,
+                       dtype: torch.dtype = torch.float64, device=None,
+                      ) -> tuple[RandomOrthogonal, RandomOrthogonal, bool]:
+    "(O_1, P, transposed): the random orthogonal pieces of the full-width adapter a compressed one stands for."
     transposed = width != in_features              # W_1 is square only when D = in; otherwise W_L is (D = out)
     n, m = (out_features, in_features) if transposed else (in_features, out_features)
     first = RandomOrthogonal(n, n, generator=generator, dtype=dtype, device=device)
     rest = RandomOrthogonal(m, n, generator=generator, dtype=dtype, device=device)
     return first, rest, transposed
 
+# %% ../nbs/04_adapter.ipynb #e49b1442
+def _sparse_row_products(G: Tensor) -> tuple[Callable, Callable]:
+    "X -> G @ X and Y -> G.T @ Y, with G's nonzero rows only when it has few (an embedding's gradient from t tokens)."
+    rows = (G != 0).any(1).nonzero().squeeze(1)
+    if 2 * len(rows) >= G.shape[0]: return G.__matmul__, G.T.__matmul__
+    G_rows = G[rows]
+    def G_times(X): return X.new_zeros(G.shape[0], X.shape[1]).index_copy_(0, rows, G_rows @ X)
+    def G_t_times(Y): return G_rows.T @ Y[rows]
+    return G_times, G_t_times
+
+# %% ../nbs/04_adapter.ipynb #3e1180f8
 def compress_matrix_free_layer(grad_delta: Tensor,  # dLoss/d(dW) at init, out x in
-                               first: RandomOrthogonal, rest: RandomOrthogonal, transposed: bool,  # from compression_frames
-                               k: int, eps: float, depth: int, generator: torch.Generator | None = None,
-                               niter: int = 4, oversample: int = 10) -> CompressedFactorization:
-    "Compressed factorization (width 2k, `depth` cores eps*I) of the full-width adapter W_1 = eps O_1, W_L...W_2 = eps^(L-1) P."
+                               first: RandomOrthogonal,  # O_1, from compression_frames
+                               rest: RandomOrthogonal,   # P, from compression_frames
+                               transposed: bool,         # from compression_frames: W_L is the square factor
+                               k: int,                   # half the compressed width 2k
+                               eps: float,               # the initialisation scale
+                               depth: int,               # L, the number of cores
+                               generator: torch.Generator | None = None,  # for the randomized SVD
+                               niter: int = 4,           # its power iterations
+                               oversample: int = 10,     # its extra vectors beyond k
+                              ) -> CompressedFactorization:
+    "Compressed factorization (width 2k, `depth` cores eps I) of the full-width W_1 = eps O_1, W_L...W_2 = eps^(L-1) P."
     G = grad_delta.T if transposed else grad_delta        # W_1 square in this orientation
     size = first.n
     if 2 * k > size: raise ValueError(f"k={k} is too large: the compressed width 2k={2 * k} exceeds {size}")
-    rows = (G != 0).any(1).nonzero().squeeze(1)   # an embedding's gradient from t tokens has <= t nonzero rows
-    if 2 * len(rows) < G.shape[0]:
-        G_rows = G[rows]
-        def G_times(X): return X.new_zeros(G.shape[0], X.shape[1]).index_copy_(0, rows, G_rows @ X)
-        def G_t_times(Y): return G_rows.T @ Y[rows]
-    else: G_times, G_t_times = G.__matmul__, G.T.__matmul__
-    U, V = _top_singular_vectors(lambda X: rest.rmatmul(G_times(X)), lambda Y: G_t_times(rest.matmul(Y)), size, k, generator,
-                                 G.dtype, G.device, niter, oversample)
+    G_times, G_t_times = _sparse_row_products(G)
+    U, V = _top_singular_vectors(lambda X: rest.rmatmul(G_times(X)), lambda Y: G_t_times(rest.matmul(Y)), size, k,
+                                 generator, G.dtype, G.device, niter, oversample)
     right = _orthonormal(V, first.rmatmul(U))
     left = rest.matmul(first.matmul(right))
     eye = torch.eye(2 * k, dtype=G.dtype, device=G.device)
     compressed = CompressedFactorization(right=right, cores=[eps * eye for _ in range(depth)], left=left)
     return compressed.transpose() if transposed else compressed
 
+# %% ../nbs/04_adapter.ipynb #04b1a765
+@patch
+def compress_from_gradient(self: DeepLoRA, grad_delta: Tensor,  # dLoss/d(dW) at initialisation, out x in
+                           generator: torch.Generator | None = None,  # for the frames and the randomized SVD
+                          ) -> CompressedFactorization:
+    "Set this compressed adapter from the init gradient of the full-width adapter it stands for, matrix-free."
+    if self.variant != "compressed" or self._source is not None:
+        raise ValueError(f"compress_from_gradient needs a compressed DeepLoRA adapter that owns its parameters, "
+                         f"got {self!r}")
+    m, n = self.out_features, self.in_features
+    if tuple(grad_delta.shape) != (m, n):
+        raise ValueError(f"grad_delta has shape {tuple(grad_delta.shape)}, the update is {m} x {n}")
+    if not torch.isfinite(grad_delta).all(): raise ValueError("grad_delta contains non-finite values (nan or inf)")
+    dtype, device = _compute_dtype(self.deep_lora_left.dtype), self.deep_lora_left.device
+    frames = compression_frames(m, n, self.full_width_size, generator=generator, dtype=dtype, device=device)
+    compressed = compress_matrix_free_layer(grad_delta.to(dtype=dtype, device=device), *frames,
+                                            self.rank // 2, self.eps, self.depth, generator=generator)
+    self.load_compressed(compressed)
+    return compressed
+
+@patch
+@torch.no_grad()
+def load_compressed(self: DeepLoRA, compressed: CompressedFactorization) -> None:
+    "Copy a compressed factorization (right, cores, left) into this compressed adapter."
+    self.deep_lora_right.copy_(compressed.right)
+    self.deep_lora_left.copy_(compressed.left)
+    for core, M in zip(self.deep_lora_cores, compressed.cores, strict=True): core.copy_(M)
+    self.compressed_from_gradient = True
+
 # %% ../nbs/04_adapter.ipynb #7743aaaa
+_QUERY_VALUE_NAMES = ("query", "value", "q_proj", "v_proj", "q", "v", "c_attn")
+_IN_BLOCK = re.compile(r"\.\d+\.")   # a numbered transformer block: "....layer.3.attention..."
+
 def _matches(name: str, entry: str) -> bool: return name == entry or name.endswith("." + entry)
 
 def _near_matches(entry: str, names: list[str]) -> str:
@@ -390,6 +450,7 @@ def _near_matches(entry: str, names: list[str]) -> str:
     close = difflib.get_close_matches(entry, candidates, n=5, cutoff=0.5)
     return f"; close names in this model: {close}" if close else ""
 
+# %% ../nbs/04_adapter.ipynb #eb452c9a
 def _resolve_modules_to_save(model: nn.Module, entries: list | None) -> list[str]:
     names = [n for n, _ in model.named_modules() if n]
     found = []
@@ -401,50 +462,62 @@ def _resolve_modules_to_save(model: nn.Module, entries: list | None) -> list[str
     # keep the outermost modules only: their parameters include the nested ones
     return [n for n in dict.fromkeys(found) if not any(n.startswith(f + ".") for f in found)]
 
-def tied_groups(model: nn.Module, names: list[str] | None = None) -> list[list[str]]:
-    "Supported layers of `model` that share one weight tensor, in module order (each group >= 2 layers; only those touching `names`)."
+def tied_groups(model: nn.Module,  # any model
+                names: list[str] | None = None,  # keep only the groups with one of these layers (None: all)
+               ) -> list[list[str]]:
+    "Supported layers of `model` that share one weight tensor, in module order (each group has >= 2 layers)."
     by_weight = {}
     for n, m in model.named_modules():
-        if n and isinstance(m, SUPPORTED_LAYERS) and not isinstance(m, DeepLoRA): by_weight.setdefault(id(m.weight), []).append(n)
+        if n and isinstance(m, SUPPORTED_LAYERS) and not isinstance(m, DeepLoRA):
+            by_weight.setdefault(id(m.weight), []).append(n)
     groups = [g for g in by_weight.values() if len(g) > 1]
     return groups if names is None else [g for g in groups if set(g) & set(names)]
 
-def _select(model, config, supported, all_names):
+# %% ../nbs/04_adapter.ipynb #81ab7746
+def _select_named(model: nn.Module, entries: list[str], supported: list, all_names: list[str]) -> list[str]:
+    chosen = set()
+    for entry in entries:
+        found = [(n, m) for n, m in model.named_modules() if n and _matches(n, entry)]
+        if not found:
+            raise ValueError(f"target module {entry!r} matches no module{_near_matches(entry, all_names)}")
+        for n, m in found:
+            if not isinstance(m, SUPPORTED_LAYERS):
+                raise TypeError(f"target {entry!r} matches {n!r}, a {type(m).__name__}: unsupported module type; "
+                                f"Deep LoRA wraps {', '.join(t.__name__ for t in SUPPORTED_LAYERS)}")
+        chosen |= {n for n, _ in found}
+    return [n for n, _ in supported if n in chosen]
+
+def _select_all_dense(supported: list, min_dim: int) -> list[str]:
+    chosen = [n for n, m in supported if min(layer_shape(m)) >= min_dim]
+    if not chosen:
+        largest = max((min(layer_shape(m)) for _, m in supported), default=0)
+        raise ValueError(f"'all-dense' with min_dim={min_dim} selects nothing: the largest smaller side of a "
+                         f"supported layer in this model is {largest}; lower min_dim")
+    return chosen
+
+# %% ../nbs/04_adapter.ipynb #ca800f85
+def _select(model: nn.Module, config: DeepLoRAConfig, supported: list, all_names: list[str]) -> list[str]:
+    "The layers `config.target_modules` names among the `supported` (name, layer) pairs of `model`."
     targets = config.target_modules
-    if isinstance(targets, list):
-        chosen = set()
-        for entry in targets:
-            found = [(n, m) for n, m in model.named_modules() if n and _matches(n, entry)]
-            if not found:
-                raise ValueError(f"target module {entry!r} matches no module{_near_matches(entry, all_names)}")
-            for n, m in found:
-                if not isinstance(m, SUPPORTED_LAYERS):
-                    raise TypeError(f"target {entry!r} matches {n!r}, a {type(m).__name__}: unsupported module type; "
-                                    f"Deep LoRA wraps {', '.join(t.__name__ for t in SUPPORTED_LAYERS)}")
-            chosen |= {n for n, _ in found}
-        return [n for n, _ in supported if n in chosen]
-    if targets == "all-dense":
-        chosen = [n for n, m in supported if min(layer_shape(m)) >= config.min_dim]
-        if not chosen:
-            largest = max((min(layer_shape(m)) for _, m in supported), default=0)
-            raise ValueError(f"'all-dense' with min_dim={config.min_dim} selects nothing: the largest smaller side of a "
-                             f"supported layer in this model is {largest}; lower min_dim")
-        return chosen
-    if targets == "query-value":
-        chosen = [n for n, m in supported if not isinstance(m, nn.Embedding) and n.rsplit(".", 1)[-1] in _QUERY_VALUE_NAMES]
-    elif targets == "attention-mlp":
-        chosen = [n for n, m in supported if not isinstance(m, nn.Embedding) and _IN_BLOCK.search(f".{n}.")]
+    if isinstance(targets, list): return _select_named(model, targets, supported, all_names)
+    if targets == "all-dense": return _select_all_dense(supported, config.min_dim)
+    dense = [(n, m) for n, m in supported if not isinstance(m, nn.Embedding)]
+    if targets == "query-value": chosen = [n for n, _ in dense if n.rsplit(".", 1)[-1] in _QUERY_VALUE_NAMES]
+    elif targets == "attention-mlp": chosen = [n for n, _ in dense if _IN_BLOCK.search(f".{n}.")]
     else:
         try: pattern = re.compile(targets)
         except re.error as e:
-            raise ValueError(f"target_modules {targets!r} is neither a preset {PRESETS} nor a valid regex: {e}") from None
+            raise ValueError(f"target_modules {targets!r} is neither a preset {PRESETS} nor a valid regex: "
+                             f"{e}") from None
         chosen = [n for n, _ in supported if pattern.fullmatch(n)]
         if not chosen:
-            raise ValueError(f"target_modules regex {targets!r} matches no supported layer{_near_matches(targets, [n for n, _ in supported])}")
+            raise ValueError(f"target_modules regex {targets!r} matches no supported layer"
+                             f"{_near_matches(targets, [n for n, _ in supported])}")
     if not chosen:
         raise ValueError(f"preset {targets!r} matches no layer in this {type(model).__name__}; pass names or a regex")
     return chosen
 
+# %% ../nbs/04_adapter.ipynb #e5af0d2f
 def find_target_modules(model: nn.Module, config: DeepLoRAConfig) -> list[str]:
     "Names of the layers `config` adapts in `model`, in module order: the selected ones plus the layers tied to them."
     if not isinstance(config, DeepLoRAConfig):
@@ -458,7 +531,7 @@ def find_target_modules(model: nn.Module, config: DeepLoRAConfig) -> list[str]:
         inside = [n for n in group if not kept(n)]
         if inside:
             raise ValueError(f"{inside[0]!r} is in modules_to_save but shares its weight with the adapted layers "
-                                    f"{[n for n in group if kept(n)]}: adapt them all or save them all")
+                             f"{[n for n in group if kept(n)]}: adapt them all or save them all")
         chosen |= set(group)
     return [n for n, _ in supported if n in chosen]
 
@@ -477,8 +550,10 @@ def _set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
 
 def _replace_module(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
     "Put `new` wherever `old` is registered: one module can sit under several names."
-    for name in [n for n, m in model.named_modules(remove_duplicate=False) if m is old]: _set_submodule(model, name, new)
+    for name in [n for n, m in model.named_modules(remove_duplicate=False) if m is old]:
+        _set_submodule(model, name, new)
 
+# %% ../nbs/04_adapter.ipynb #88fe3c51
 def _layer_generator(seed: int | None, name: str, device) -> torch.Generator | None:
     "A generator for one layer from the config's seed and the layer's name (None: torch's global generator)."
     if seed is None: return None
@@ -486,22 +561,27 @@ def _layer_generator(seed: int | None, name: str, device) -> torch.Generator | N
 
 def _save_pretrained_adapter(self: nn.Module, save_directory, is_main_process: bool = True, state_dict=None,
                              push_to_hub: bool = False, **kwargs) -> None:
-    "save_pretrained of a Deep LoRA model: the adapter (and modules_to_save) only, with save_deep_lora; load it with load_deep_lora."
+    "save_pretrained of a Deep LoRA model: the adapter (and modules_to_save) only, with save_deep_lora."
     if push_to_hub:
-        raise NotImplementedError("push_to_hub is not supported for Deep LoRA adapters: save, then upload the directory")
+        raise NotImplementedError("push_to_hub is not supported for Deep LoRA adapters: save, then upload the "
+                                  "directory")
     if is_main_process: save_deep_lora(self, save_directory)
 
-def _inject(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> nn.Module:
+def _check_layers(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> None:
+    "Every target can take the config's adapter: checked before anything is replaced."
     modules = dict(model.named_modules())
     for name in names:
         try: config.check_layer(modules[name])
         except (ValueError, TypeError) as e: raise type(e)(f"layer {name!r}: {e}") from None
-    saved = _resolve_modules_to_save(model, config.modules_to_save)
+
+# %% ../nbs/04_adapter.ipynb #004c97f5
+def _inject(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> nn.Module:
+    _check_layers(model, config, names)
+    modules, saved = dict(model.named_modules()), _resolve_modules_to_save(model, config.modules_to_save)
     owner_of = {n: g[0] for g in tied_groups(model, names) for n in g}
-    flags, replaced, warned = [(p, p.requires_grad) for p in model.parameters()], [], [False]
+    flags, replaced, adapters, warned = [(p, p.requires_grad) for p in model.parameters()], [], {}, [False]
     try:
         model.requires_grad_(False)
-        adapters = {}
         for name in names:
             base, owner = modules[name], owner_of.get(name, name)
             if owner == name:
@@ -512,16 +592,16 @@ def _inject(model: nn.Module, config: DeepLoRAConfig, names: list[str]) -> nn.Mo
             adapters[name] = adapter
             _replace_module(model, base, adapter); replaced.append((base, adapter))
         for name in saved: model.get_submodule(name).requires_grad_(True)
-    except BaseException:
+    except BaseException:   # put every replaced layer and every flag back: a failed call leaves the model as it was
         for base, adapter in reversed(replaced): _replace_module(model, adapter, base)
         for p, flag in flags: p.requires_grad_(flag)
         raise
-    model.deep_lora_config = config
-    model.deep_lora_modules_to_save = saved
-    if callable(getattr(type(model), "save_pretrained", None)):   # a Hugging Face model: save_pretrained saves the adapter
+    model.deep_lora_config, model.deep_lora_modules_to_save = config, saved
+    if callable(getattr(type(model), "save_pretrained", None)):   # Hugging Face: save_pretrained saves the adapter
         model.save_pretrained = types.MethodType(_save_pretrained_adapter, model)
     return model
 
+# %% ../nbs/04_adapter.ipynb #b82b443e
 def apply_deep_lora(model: nn.Module, config: DeepLoRAConfig) -> nn.Module:
     "Put Deep LoRA adapters into `model` in place (freezing everything else but `config.modules_to_save`); return it."
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -533,19 +613,17 @@ def apply_deep_lora(model: nn.Module, config: DeepLoRAConfig) -> nn.Module:
                          "merge_deep_lora(model) first or start from a fresh model")
     return _inject(model, config, find_target_modules(model, config))
 
-def _remove_adapters(model: nn.Module) -> None:
-    "Put the plain layers back and forget the adapter's attributes (the weights are left as they are)."
-    for _, a in deep_lora_modules(model): _replace_module(model, a, a.base_layer)
-    for attr in ("deep_lora_config", "deep_lora_modules_to_save", "save_pretrained"):
-        if attr in model.__dict__: delattr(model, attr)
-
-def trainable_parameters(model: nn.Module, verbose: bool = True) -> dict:
+# %% ../nbs/04_adapter.ipynb #daf05ae7
+def trainable_parameters(model: nn.Module,    # any model
+                         verbose: bool = True, # print the counts as PEFT does
+                        ) -> dict:
     "Count trainable and all parameters of `model` (each shared tensor once); print them like PEFT when `verbose`."
     params = {id(p): p for p in model.parameters()}.values()
     trainable = sum(p.numel() for p in params if p.requires_grad)
     total = sum(p.numel() for p in params)
     counts = dict(trainable=trainable, total=total, percent=100 * trainable / max(total, 1))
-    if verbose: print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {counts['percent']:.4f}")
+    if verbose:
+        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {counts['percent']:.4f}")
     return counts
 
 def print_trainable_parameters(model: nn.Module) -> None:
@@ -553,22 +631,27 @@ def print_trainable_parameters(model: nn.Module) -> None:
     trainable_parameters(model, verbose=True)
 
 # %% ../nbs/04_adapter.ipynb #d793c209
-def deep_lora_param_groups(model: nn.Module, lr: float, gamma: float | None = None, weight_decay: float = 0.0) -> list[dict]:
-    "Optimizer parameter groups: adapter cores at `lr`, outer factors at `gamma * lr` (frozen when gamma = 0), other trainable parameters at `lr`."
+def deep_lora_param_groups(model: nn.Module,               # a model with Deep LoRA adapters
+                           lr: float,                      # the learning rate of the cores and other trainable modules
+                           gamma: float | None = None,     # outer factors train at gamma * lr (None: the config's)
+                           weight_decay: float = 0.0,      # the same for every group
+                          ) -> list[dict]:
+    "Optimizer parameter groups: cores at `lr`, outer factors at `gamma * lr` (frozen if gamma = 0), the rest at `lr`."
     adapters = _owners(model)
     if not adapters: raise ValueError("this model has no Deep LoRA adapters; call apply_deep_lora first")
     if gamma is None: gamma = getattr(model, "deep_lora_config", DeepLoRAConfig()).gamma
     for name, value in (("lr", lr), ("gamma", gamma), ("weight_decay", weight_decay)):
-        if not (_is_number(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        check_positive(name, value, allow_zero=True)
     cores = [p for _, a in adapters for p in a.core_parameters()]
     outer = [p for _, a in adapters for p in a.outer_parameters()]
     for p in cores: p.requires_grad_(True)
     for p in outer: p.requires_grad_(gamma > 0)
     adapter_ids = {id(p) for _, a in adapters for p in a.parameters()}
-    others = [p for p in {id(p): p for p in model.parameters()}.values() if p.requires_grad and id(p) not in adapter_ids]
+    unique = {id(p): p for p in model.parameters()}.values()
+    others = [p for p in unique if p.requires_grad and id(p) not in adapter_ids]
     groups = [dict(params=cores, lr=lr, weight_decay=weight_decay, name="deep_lora")]
-    if gamma > 0 and outer: groups.append(dict(params=outer, lr=gamma * lr, weight_decay=weight_decay, name="deep_lora_outer"))
+    if gamma > 0 and outer:
+        groups.append(dict(params=outer, lr=gamma * lr, weight_decay=weight_decay, name="deep_lora_outer"))
     if others: groups.append(dict(params=others, lr=lr, weight_decay=weight_decay, name="modules_to_save"))
     return groups
 
@@ -585,7 +668,7 @@ class _GradientCapture:
         if not torch.is_grad_enabled(): return result   # the no-grad first pass of re-entrant checkpointing
         if self.done:
             raise RuntimeError(f"{self.name}: used again after its gradient was complete (a forward re-run inside "
-                                         "the backward pass?): call compress_deep_lora with early=False")
+                               "the backward pass?): call compress_deep_lora with early=False")
         out = result + result.new_zeros((), requires_grad=True)
         inputs, transposed = x.detach(), layer._source is not None and layer._source[1]
         self.pending += 1
@@ -596,31 +679,34 @@ class _GradientCapture:
         out.register_hook(hook)
         return out
 
-    def _zeros(self) -> Tensor:
-        return torch.zeros(self.owner.out_features, self.owner.in_features, dtype=self.dtype, device=self.device)
+# %% ../nbs/04_adapter.ipynb #78ec26a5
+@patch
+def _zeros(self: _GradientCapture) -> Tensor:
+    return torch.zeros(self.owner.out_features, self.owner.in_features, dtype=self.dtype, device=self.device)
 
-    def add(self, layer: DeepLoRA, x: Tensor, g: Tensor, transposed: bool) -> None:
-        m, n = layer.out_features, layer.in_features
-        if self.G is None: self.G = self._zeros()
-        g = g.reshape(-1, m).to(self.dtype)
-        if layer.layer_type.takes_ids:
-            ids = x.reshape(-1).to(self.device)
-            if transposed: self.G.index_add_(0, ids, g)
-            else: self.G.index_add_(1, ids, g.T)
-        else:
-            x = x.reshape(-1, n).to(self.dtype)
-            if transposed: self.G.addmm_(x.T, g)
-            else: self.G.addmm_(g.T, x)
+@patch
+def add(self: _GradientCapture, layer: DeepLoRA, x: Tensor, g: Tensor, transposed: bool) -> None:
+    "G += g^T x for one use of `layer` (in the owner's layout); for an embedding, g is added to its tokens' columns."
+    m, n = layer.out_features, layer.in_features
+    if self.G is None: self.G = self._zeros()
+    g = g.reshape(-1, m).to(self.dtype)
+    if layer.layer_type.takes_ids:
+        ids = x.reshape(-1).to(self.device)
+        if transposed: self.G.index_add_(0, ids, g)
+        else: self.G.index_add_(1, ids, g.T)
+    else:
+        x = x.reshape(-1, n).to(self.dtype)
+        if transposed: self.G.addmm_(x.T, g)
+        else: self.G.addmm_(g.T, x)
 
-    def complete(self) -> None:
-        if self.done: return
-        G = self.G if self.G is not None else self._zeros()
-        self.G, self.done = None, True
-        self.finish(self, G)
+@patch
+def complete(self: _GradientCapture) -> None:
+    if self.done: return
+    G = self.G if self.G is not None else self._zeros()
+    self.G, self.done = None, True
+    self.finish(self, G)
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
+# %% ../nbs/04_adapter.ipynb #bda10878
 def _to_device(batch, device):
     if isinstance(batch, Tensor): return batch.to(device)
     if isinstance(batch, Mapping): return {k: _to_device(v, device) for k, v in batch.items()}
@@ -628,7 +714,7 @@ def _to_device(batch, device):
     return batch
 
 def _loss_on_batch(model: nn.Module, batch, loss_fn: Callable | None) -> Tensor:
-    batch = _to_device(batch, _model_device(model))
+    batch = _to_device(batch, next(model.parameters()).device)
     if isinstance(batch, Mapping): outputs = model(**batch)
     else: outputs = model(*batch) if isinstance(batch, (list, tuple)) else model(batch)
     if loss_fn is not None: loss = loss_fn(outputs, batch)
@@ -641,15 +727,17 @@ def _loss_on_batch(model: nn.Module, batch, loss_fn: Callable | None) -> Tensor:
     if not torch.isfinite(loss): raise ValueError(f"the loss on this batch is not finite ({loss.item()})")
     return loss.reshape(())
 
+# %% ../nbs/04_adapter.ipynb #60356516
 def _check_batch(batch):
     if batch is None or (hasattr(batch, "__len__") and len(batch) == 0):
-        raise ValueError("compress_deep_lora needs one training batch (a dict of model inputs with labels, a tuple or a tensor) "
-                         "to take the gradient at initialisation; got none")
+        raise ValueError("compress_deep_lora needs one training batch (a dict of model inputs with labels, a tuple or "
+                         "a tensor) to take the gradient at initialisation; got none")
 
 def _compressed_owners(model):
     adapters = [(n, a) for n, a in _owners(model) if a.variant == "compressed"]
     if not adapters:
-        raise ValueError("this model has no compressed Deep LoRA adapters; apply_deep_lora with variant='compressed' first")
+        raise ValueError("this model has no compressed Deep LoRA adapters; apply_deep_lora with "
+                         "variant='compressed' first")
     return adapters
 
 def _backward_only(model: nn.Module, batch, loss_fn) -> None:
@@ -662,17 +750,17 @@ def _backward_only(model: nn.Module, batch, loss_fn) -> None:
         for p, flag in flags: p.requires_grad_(flag)
         model.train(was_training)
 
+# %% ../nbs/04_adapter.ipynb #642a17a3
 def compress_deep_lora(model: nn.Module, batch,  # one training batch: a dict of inputs with labels, a tuple or a tensor
                        loss_fn: Callable | None = None,  # loss_fn(outputs, batch) when the model returns no loss
                        seed: int | None = None,  # default: the config's seed (None: torch's global generator)
-                       early: bool | None = None,  # compress each layer inside the backward (default: unless checkpointing)
+                       early: bool | None = None,  # compress each layer inside the backward (default: no checkpointing)
                        ) -> nn.Module:
-    "Set every compressed adapter of `model` from the init gradient of its full-width adapter on `batch`: one backward pass, matrix-free."
+    "Set every compressed adapter of `model` from the init gradient of its full-width adapter on `batch`, matrix-free."
     _check_batch(batch)
     adapters = _compressed_owners(model)
     if seed is None: seed = getattr(model, "deep_lora_config", DeepLoRAConfig()).seed
     if early is None: early = not any(getattr(m, "gradient_checkpointing", False) is True for m in model.modules())
-    silent = []
     def finish(capture, G):
         capture.owner.compress_from_gradient(G, generator=_layer_generator(seed, capture.name, capture.device))
     captures = {name: _GradientCapture(a, name, finish, early) for name, a in adapters}
@@ -680,6 +768,7 @@ def compress_deep_lora(model: nn.Module, batch,  # one training batch: a dict of
     for _, a in deep_lora_modules(model):
         owner = a.shares_from or a
         if id(owner) in sharing: a._capture = sharing[id(owner)]
+    silent = []
     try:
         _backward_only(model, batch, loss_fn)
         for name, capture in captures.items():
@@ -691,52 +780,76 @@ def compress_deep_lora(model: nn.Module, batch,  # one training batch: a dict of
                              "their outer factors come from a zero gradient")
     return model
 
-def compress_deep_lora_reference(model: nn.Module, batch, loss_fn: Callable | None = None, seed: int | None = None) -> nn.Module:
-    "The explicit construction, as the authors do it: all full-width adapters at once (dense frames), one backward pass, then compress. A test oracle; far more memory."
-    _check_batch(batch)
-    adapters = _compressed_owners(model)
-    if seed is None: seed = getattr(model, "deep_lora_config", DeepLoRAConfig()).seed
-    wide, replaced = {}, []
-    for name, a in adapters:
-        dtype, device = _compute_dtype(a.deep_lora_left.dtype), a.deep_lora_left.device
-        frames = compression_frames(a.out_features, a.in_features, a.full_width_size,
-                                    generator=_layer_generator(seed, name, device), dtype=dtype, device=device)
-        first, rest, transposed = frames
-        O1, P, eye = first.dense(), rest.dense(), torch.eye(first.n, dtype=dtype, device=device)
-        factors = [P.T, *[eye] * (a.depth - 2), O1.T] if transposed else [O1, *[eye] * (a.depth - 2), P]
-        w = DeepLoRA(a.base_layer, replace(a.adapter_config, variant="full", rank=1), dtype=dtype,
-                     generator=torch.Generator(device=device).manual_seed(0))
-        with torch.no_grad():
-            w.deep_lora_right.copy_(a.eps * factors[0].T); w.deep_lora_left.copy_(a.eps * factors[-1])
-            for core, W in zip(w.deep_lora_cores, factors[1:-1]): core.copy_(a.eps * W)
-        wide[id(a)] = (name, a, w, factors, transposed)
+# %% ../nbs/04_adapter.ipynb #5c66d67a
+def _wide_adapter(name: str, a: DeepLoRA, seed: int | None) -> tuple[DeepLoRA, list[Tensor], bool]:
+    "(the explicit full-width adapter of `a` with its frames made dense, those dense frames unscaled, transposed)"
+    dtype, device = _compute_dtype(a.deep_lora_left.dtype), a.deep_lora_left.device
+    generator = _layer_generator(seed, name, device)
+    first, rest, transposed = compression_frames(a.out_features, a.in_features, a.full_width_size,
+                                                 generator=generator, dtype=dtype, device=device)
+    O1, P, eye = first.dense(), rest.dense(), torch.eye(first.n, dtype=dtype, device=device)
+    factors = [P.T, *[eye] * (a.depth - 2), O1.T] if transposed else [O1, *[eye] * (a.depth - 2), P]
+    wide = DeepLoRA(a.base_layer, replace(a.adapter_config, variant="full", rank=1), dtype=dtype,
+                    generator=torch.Generator(device=device).manual_seed(0))
+    with torch.no_grad():
+        wide.deep_lora_right.copy_(a.eps * factors[0].T); wide.deep_lora_left.copy_(a.eps * factors[-1])
+        for core, W in zip(wide.deep_lora_cores, factors[1:-1]): core.copy_(a.eps * W)
+    return wide, factors, transposed
+
+# %% ../nbs/04_adapter.ipynb #7e06871d
+def _outer_gradients(model: nn.Module, wide: dict, batch, loss_fn) -> None:
+    "One backward pass with the wide adapters in place of the compressed ones (and their sharers): the outer .grad."
+    replaced = []
     for _, a in deep_lora_modules(model):
         owner = a.shares_from or a
         if id(owner) not in wide: continue
-        owner_wide = wide[id(owner)][2]
+        owner_wide = wide[id(owner)][0]
         w = owner_wide if a is owner else DeepLoRA(a.base_layer, owner_wide.adapter_config, shares_from=owner_wide)
         _replace_module(model, a, w); replaced.append((a, w))
+    outer = [p for w, _, _ in wide.values() for p in (w.deep_lora_right, w.deep_lora_left)]
     try:
         flags, was_training = [(p, p.requires_grad) for p in model.parameters()], model.training
         try:
             model.eval(); model.requires_grad_(False)
-            for _, _, w, _, _ in wide.values(): w.deep_lora_right.requires_grad_(True); w.deep_lora_left.requires_grad_(True)
+            for p in outer: p.requires_grad_(True)
             with torch.enable_grad(): _loss_on_batch(model, batch, loss_fn).backward()
         finally:
             for p, flag in flags: p.requires_grad_(flag)
             model.train(was_training)
     finally:
         for a, w in reversed(replaced): _replace_module(model, w, a)
-    for name, a, w, factors, transposed in wide.values():
+
+# %% ../nbs/04_adapter.ipynb #dec527c7
+def compress_deep_lora_reference(model: nn.Module, batch,         # one training batch, as for compress_deep_lora
+                                 loss_fn: Callable | None = None,  # loss_fn(outputs, batch) if the model gives no loss
+                                 seed: int | None = None,          # default: the config's seed
+                                ) -> nn.Module:
+    "The authors' construction: all full-width adapters at once (dense frames), one backward, compress; a test oracle."
+    _check_batch(batch)
+    adapters = _compressed_owners(model)
+    if seed is None: seed = getattr(model, "deep_lora_config", DeepLoRAConfig()).seed
+    wide = {id(a): _wide_adapter(name, a, seed) for name, a in adapters}
+    _outer_gradients(model, wide, batch, loss_fn)
+    for _, a in adapters:
+        w, factors, transposed = wide[id(a)]
         factors = [a.eps * W for W in factors]
-        if transposed: compressed = compress_factorization_transposed(factors, w.deep_lora_left.grad, a.rank // 2, a.eps)
-        else: compressed = compress_factorization(factors, w.deep_lora_right.grad.T, a.rank // 2, a.eps)
+        k = a.rank // 2
+        if transposed: compressed = compress_factorization_transposed(factors, w.deep_lora_left.grad, k, a.eps)
+        else: compressed = compress_factorization(factors, w.deep_lora_right.grad.T, k, a.eps)
         a.load_compressed(compressed)
     return model
 
 # %% ../nbs/04_adapter.ipynb #70f10338
-def merge_deep_lora(model: nn.Module, unload: bool = True) -> nn.Module:
-    "Fold every adapter's update into its weight (each shared weight once); with `unload`, put the plain layers back (PEFT's merge_and_unload)."
+def _remove_adapters(model: nn.Module) -> None:
+    "Put the plain layers back and forget the adapter's attributes (the weights are left as they are)."
+    for _, a in deep_lora_modules(model): _replace_module(model, a, a.base_layer)
+    for attr in ("deep_lora_config", "deep_lora_modules_to_save", "save_pretrained"):
+        if attr in model.__dict__: delattr(model, attr)
+
+def merge_deep_lora(model: nn.Module,    # a model with Deep LoRA adapters
+                    unload: bool = True, # put the plain layers back (False: keep the adapters, merged)
+                   ) -> nn.Module:
+    "Fold every adapter's update into its weight (each shared weight once); PEFT's merge_and_unload with `unload`."
     adapters = deep_lora_modules(model)
     if not adapters: raise ValueError("this model has no Deep LoRA adapters to merge")
     if any(a.disabled for _, a in adapters): raise ValueError("cannot merge inside disable_deep_lora")
@@ -749,12 +862,14 @@ def unmerge_deep_lora(model: nn.Module) -> nn.Module:
     "Take the merged updates out of the weights again (the inverse of `merge_deep_lora(model, unload=False)`)."
     adapters = _owners(model)
     if not adapters:
-        raise ValueError("this model has no Deep LoRA adapters (merge_deep_lora with unload=True removes them for good)")
+        raise ValueError("this model has no Deep LoRA adapters (merge_deep_lora with unload=True removes them for "
+                         "good)")
     merged = [a for _, a in adapters if a.merged]
     if not merged: warnings.warn("no Deep LoRA adapter of this model is merged; nothing to do")
     for a in merged: a.unmerge()
     return model
 
+# %% ../nbs/04_adapter.ipynb #5d5a77d2
 @contextlib.contextmanager
 def disable_deep_lora(model: nn.Module):
     "Inside this context the model runs without its adapters (the base model's outputs)."
@@ -768,18 +883,7 @@ def disable_deep_lora(model: nn.Module):
     finally:
         for (_, a), flag in zip(adapters, previous): a.disabled = flag
 
-@torch.no_grad()
-def update_ranks(model: nn.Module, tol: float = 1e-3, relative: bool = False) -> dict[str, int]:
-    "Numerical rank of each adapter's update: singular values <= tol (times the largest when `relative`) count as 0."
-    adapters = deep_lora_modules(model)
-    if not adapters: raise ValueError("this model has no Deep LoRA adapters")
-    ranks = {}
-    for name, a in adapters:
-        s = _singular_values(a)
-        threshold = tol * s[0] if relative else tol
-        ranks[name] = int((s > threshold).sum())
-    return ranks
-
+# %% ../nbs/04_adapter.ipynb #1000f2e6
 def _thin_svd(adapter: DeepLoRA) -> tuple[Tensor, Tensor, Tensor]:
     "U, s, V (float64) of the adapter's update from its factors: QR of the outer factors, SVD of a w x w matrix."
     right, middle, left = (t.detach().double() if t is not None else None for t in adapter.factors())
@@ -789,6 +893,20 @@ def _thin_svd(adapter: DeepLoRA) -> tuple[Tensor, Tensor, Tensor]:
     return Ql @ u, s, Qr @ vh.T
 
 def _singular_values(adapter: DeepLoRA) -> Tensor: return _thin_svd(adapter)[1]
+
+@torch.no_grad()
+def update_ranks(model: nn.Module,         # a model with Deep LoRA adapters
+                 tol: float = 1e-3,        # singular values <= tol count as 0
+                 relative: bool = False,   # tol is relative to each update's largest singular value
+                ) -> dict[str, int]:
+    "Numerical rank of each adapter's update, by layer name."
+    adapters = deep_lora_modules(model)
+    if not adapters: raise ValueError("this model has no Deep LoRA adapters")
+    ranks = {}
+    for name, a in adapters:
+        s = _singular_values(a)
+        ranks[name] = int((s > (tol * s[0] if relative else tol)).sum())
+    return ranks
 
 # %% ../nbs/04_adapter.ipynb #70f2bd19
 FORMAT_VERSION = 2
@@ -801,6 +919,7 @@ _META_FIELDS = {"format": str, "format_version": int, "save_id": str, "weights":
                 "config": dict, "modules_to_save": list, "layers": dict, "tensors": dict,
                 "base_model_name_or_path": (str, type(None))}
 
+# %% ../nbs/04_adapter.ipynb #645f75b7
 def _adapter_state(model: nn.Module) -> dict[str, Tensor]:
     "Adapter parameters of the adapters that own them, and every parameter of the modules_to_save, by state-dict key."
     state = {}
@@ -814,11 +933,12 @@ def _adapter_state(model: nn.Module) -> dict[str, Tensor]:
 def _layer_entries(model: nn.Module) -> dict[str, dict]:
     adapters = deep_lora_modules(model)
     name_of = {id(a): n for n, a in adapters}
-    return {n: dict(type=type(a.base_layer).__name__, shape=[a.out_features, a.in_features], variant=a.variant, rank=a.rank,
-                    depth=a.depth, eps=a.eps, full_width=a.full_width, width=a.width,
+    return {n: dict(type=type(a.base_layer).__name__, shape=[a.out_features, a.in_features], variant=a.variant,
+                    rank=a.rank, depth=a.depth, eps=a.eps, full_width=a.full_width, width=a.width,
                     shares_from=name_of[id(a.shares_from)] if a.shares_from is not None else None,
                     compressed_from_gradient=(a.shares_from or a).compressed_from_gradient) for n, a in adapters}
 
+# %% ../nbs/04_adapter.ipynb #54c45cbc
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try: os.fsync(fd)
@@ -835,6 +955,7 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""): digest.update(block)
     return digest.hexdigest()
 
+# %% ../nbs/04_adapter.ipynb #9bd7b430
 def _existing_config(path: Path) -> dict | None:
     "The deeplora_nb config already at `path`, None if there is none; refuses any other adapter_config.json."
     file = path / ADAPTER_CONFIG_NAME
@@ -842,23 +963,34 @@ def _existing_config(path: Path) -> dict | None:
     try: meta = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError): meta = None
     if not isinstance(meta, dict) or meta.get("format") != "deeplora_nb":
-        raise FileExistsError(f"{file} exists and is not a deeplora_nb adapter config (a PEFT adapter?): not overwriting it; "
-                              "save into a directory of its own")
+        raise FileExistsError(f"{file} exists and is not a deeplora_nb adapter config (a PEFT adapter?): not "
+                              "overwriting it; save into a directory of its own")
     return meta
 
 def _glob_escape(name: str) -> str: return re.sub(r"([*?\[])", r"[\1]", name)
 
 def _clean_staging(path: Path, keep: str | None) -> None:
-    "Remove what interrupted saves left: staging files, tensor files the config does not name, format-1 staging folders."
+    "Remove what interrupted saves left: staging files, tensor files the config does not name, format-1 staging dirs."
+    staging = (".adapter_model.", f".{ADAPTER_CONFIG_NAME}.")
     for f in path.iterdir():
-        stale = (f.name.startswith((".adapter_model.", f".{ADAPTER_CONFIG_NAME}.")) and f.name.endswith(".partial")) or \
+        stale = (f.name.startswith(staging) and f.name.endswith(".partial")) or \
                 (_WEIGHTS_NAME.fullmatch(f.name) and f.name != keep)
         if stale and f.is_file(): f.unlink(missing_ok=True)
     for d in path.parent.glob(f".{_glob_escape(path.name)}.*"):
         if d.is_dir() and d.name.endswith((".partial", ".old")): shutil.rmtree(d, ignore_errors=True)
 
+# %% ../nbs/04_adapter.ipynb #2e694807
+def _save_meta(model: nn.Module, adapters: list, state: dict, save_id: str, weights: str) -> dict:
+    "The adapter config of this save (the tensor file's checksum and size are added once it is written)."
+    config = getattr(model, "deep_lora_config", None) or replace(adapters[0][1].adapter_config)
+    return dict(format="deeplora_nb", format_version=FORMAT_VERSION, save_id=save_id, weights=weights,
+                config=config.to_dict(), modules_to_save=list(getattr(model, "deep_lora_modules_to_save", [])),
+                layers=_layer_entries(model), tensors={k: list(v.shape) for k, v in state.items()},
+                base_model_name_or_path=getattr(model, "name_or_path", None) or None)
+
+# %% ../nbs/04_adapter.ipynb #8d764cd1
 def save_deep_lora(model: nn.Module, path) -> Path:
-    "Write the adapter (and modules_to_save) of `model` to the directory `path` atomically: the previous or the new adapter is always loadable."
+    "Write the adapter and modules_to_save of `model` to directory `path` atomically: the old or the new one loads."
     adapters = deep_lora_modules(model)
     if not adapters: raise ValueError("this model has no Deep LoRA adapters to save")
     path = Path(path)
@@ -867,13 +999,9 @@ def save_deep_lora(model: nn.Module, path) -> Path:
     state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in _adapter_state(model).items()}
     bad = [k for k, v in state.items() if not torch.isfinite(v).all()]
     if bad: raise ValueError(f"the adapter has non-finite values (nan or inf) in {bad[:3]}: not saved")
-    config = getattr(model, "deep_lora_config", None) or replace(adapters[0][1].adapter_config)
     save_id = uuid.uuid4().hex
     weights = f"adapter_model.{save_id[:16]}.safetensors"
-    meta = dict(format="deeplora_nb", format_version=FORMAT_VERSION, save_id=save_id, weights=weights,
-                config=config.to_dict(), modules_to_save=list(getattr(model, "deep_lora_modules_to_save", [])),
-                layers=_layer_entries(model), tensors={k: list(v.shape) for k, v in state.items()},
-                base_model_name_or_path=getattr(model, "name_or_path", None) or None)
+    meta = _save_meta(model, adapters, state, save_id, weights)
     path.mkdir(parents=True, exist_ok=True)
     _clean_staging(path, keep=previous.get("weights") if previous else None)
     staging, staging_config = path / f".{weights}.partial", path / f".{ADAPTER_CONFIG_NAME}.{save_id[:16]}.partial"
@@ -895,16 +1023,17 @@ def save_deep_lora(model: nn.Module, path) -> Path:
 
 # %% ../nbs/04_adapter.ipynb #796a0319
 def _check_fields(where: str, d: dict, spec: dict) -> None:
+    "Raise unless `d` has exactly the fields of `spec`, each of its type (int: not bool; float: any finite number)."
     if not isinstance(d, dict): raise ValueError(f"{where} must be a JSON object, got {type(d).__name__}")
     missing, unknown = sorted(set(spec) - set(d)), sorted(set(d) - set(spec))
     if missing or unknown: raise ValueError(f"{where}: missing fields {missing}, unknown fields {unknown}")
     for key, kind in spec.items():
         value = d[key]
-        ok = isinstance(value, kind) and not (kind in (int, float) and isinstance(value, bool))
-        if kind is float: ok = _is_number(value)
+        ok = is_finite_number(value) if kind is float else is_integer(value) if kind is int else isinstance(value, kind)
         if not ok:
             raise ValueError(f"{where}: field {key!r} must be {getattr(kind, '__name__', kind)}, got {value!r:.60}")
 
+# %% ../nbs/04_adapter.ipynb #5a62c1d9
 def _read_meta(path: Path) -> dict:
     if not path.is_dir(): raise FileNotFoundError(f"no saved Deep LoRA adapter at {path}: directory not found")
     file = path / ADAPTER_CONFIG_NAME
@@ -914,13 +1043,14 @@ def _read_meta(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{file} is corrupt (not valid JSON): {e}") from None
     if isinstance(meta, dict) and "peft_type" in meta:
-        raise ValueError(f"{path} holds a PEFT adapter ({meta['peft_type']}): load it with peft.PeftModel.from_pretrained")
+        raise ValueError(f"{path} holds a PEFT adapter ({meta['peft_type']}): load it with "
+                         "peft.PeftModel.from_pretrained")
     if not isinstance(meta, dict) or meta.get("format") != "deeplora_nb":
         raise ValueError(f"{file} is not a deeplora_nb adapter config")
     version = meta.get("format_version", 1)
     if version not in (1, FORMAT_VERSION):
-        raise ValueError(f"{file} is in adapter format version {version!r}; this deeplora_nb reads versions 1 and {FORMAT_VERSION}: "
-                         "upgrade deeplora_nb to load it")
+        raise ValueError(f"{file} is in adapter format version {version!r}; this deeplora_nb reads versions 1 and "
+                         f"{FORMAT_VERSION}: upgrade deeplora_nb to load it")
     return meta
 
 def _read_tensors(file: Path, save_id) -> dict[str, Tensor]:
@@ -934,6 +1064,7 @@ def _read_tensors(file: Path, save_id) -> dict[str, Tensor]:
     if bad: raise ValueError(f"{file} has non-finite values (nan or inf) in {bad[:3]}")
     return state
 
+# %% ../nbs/04_adapter.ipynb #19b6353a
 def _format1(path: Path, meta: dict) -> tuple[dict, dict]:
     "A format-1 adapter as format 2: factor lists become (right, cores, left), per-layer entries completed."
     file = path / _V1_WEIGHTS_NAME
@@ -944,7 +1075,8 @@ def _format1(path: Path, meta: dict) -> tuple[dict, dict]:
     for name, info in meta.get("layers", {}).items():
         if not isinstance(info, dict):
             raise ValueError(f"{ADAPTER_CONFIG_NAME} (format 1), layer {name!r}: not a JSON object")
-        factors = sorted((k for k in state if k.startswith(f"{name}.deep_lora_factors.")), key=lambda k: int(k.rsplit(".", 1)[1]))
+        factors = sorted((k for k in state if k.startswith(f"{name}.deep_lora_factors.")),
+                         key=lambda k: int(k.rsplit(".", 1)[1]))
         if factors:
             tensors = [converted.pop(k) for k in factors]
             converted[f"{name}.deep_lora_right"] = tensors[0].T.contiguous()
@@ -955,26 +1087,68 @@ def _format1(path: Path, meta: dict) -> tuple[dict, dict]:
     meta = {**meta, "format_version": 1, "layers": layers, "tensors": {k: list(v.shape) for k, v in converted.items()}}
     return meta, converted
 
+# %% ../nbs/04_adapter.ipynb #8c1ee840
+def _format2(path: Path, meta: dict) -> dict[str, Tensor]:
+    "The tensors of a format-2 adapter, after checking the config's fields and the file's name, size and checksum."
+    _check_fields(f"{path / ADAPTER_CONFIG_NAME}", meta, _META_FIELDS)
+    if not _WEIGHTS_NAME.fullmatch(meta["weights"]):
+        raise ValueError(f"{ADAPTER_CONFIG_NAME}: bad tensor file name {meta['weights']!r}")
+    file = path / meta["weights"]
+    if not file.is_file():
+        raise FileNotFoundError(f"missing {meta['weights']} in {path}: not a complete Deep LoRA adapter")
+    if file.stat().st_size != meta["num_bytes"] or _sha256(file) != meta["sha256"]:
+        raise ValueError(f"{file} does not match the checksum in {ADAPTER_CONFIG_NAME}: the file is corrupt or was "
+                         "changed")
+    return _read_tensors(file, meta["save_id"])
+
+# %% ../nbs/04_adapter.ipynb #2904bf16
+def _check_layer_entries(meta: dict, config: DeepLoRAConfig) -> dict[str, list]:
+    "Check every per-layer entry against the config; return the tensor shapes they imply, by key."
+    expected = {}
+    for name, info in meta["layers"].items():
+        where = f"{ADAPTER_CONFIG_NAME}, layer {name!r}"
+        _check_fields(where, info, _LAYER_FIELDS)
+        if len(info["shape"]) != 2 or not all(is_integer(s) and s > 0 for s in info["shape"]):
+            raise ValueError(f"{where}: bad shape {info['shape']}")
+        for key in ("variant", "rank", "depth", "eps", "full_width"):
+            if info[key] != getattr(config, key):
+                raise ValueError(f"{where}: {key}={info[key]!r} disagrees with the adapter's config "
+                                 f"({key}={getattr(config, key)!r})")
+        if info["width"] != config.width(*info["shape"]):
+            raise ValueError(f"{where}: width={info['width']} disagrees with the config "
+                             f"(width {config.width(*info['shape'])} for {info['shape']})")
+        source = info["shares_from"]
+        if source is None: expected.update(_expected_tensors(name, info, config.num_cores))
+        elif source not in meta["layers"] or meta["layers"][source]["shares_from"] is not None:
+            raise ValueError(f"{where}: shares_from={source!r} is not a layer that owns its parameters")
+    return expected
+
 def _expected_tensors(name: str, info: dict, num_cores: int) -> dict[str, list]:
     (m, n), w = info["shape"], info["width"]
     return {f"{name}.deep_lora_right": [n, w], **{f"{name}.deep_lora_cores.{i}": [w, w] for i in range(num_cores)},
             f"{name}.deep_lora_left": [m, w]}
 
+# %% ../nbs/04_adapter.ipynb #5a5221d7
+def _check_tensors(meta: dict, state: dict, expected: dict, modules_to_save: list) -> None:
+    for key in set(state) - set(expected):   # the rest are modules_to_save parameters
+        if not any(key.startswith(s + ".") for s in modules_to_save):
+            raise ValueError(f"the tensor file has {key!r}, which belongs to no layer or module in "
+                             f"{ADAPTER_CONFIG_NAME}")
+    for key, shape in expected.items():
+        if key not in state: raise ValueError(f"the tensor file lacks {key!r}, which {ADAPTER_CONFIG_NAME} lists")
+        if list(state[key].shape) != shape:
+            raise ValueError(f"{key}: the tensor file has shape {list(state[key].shape)}, {ADAPTER_CONFIG_NAME} "
+                             f"implies {shape}")
+    if {k: list(v.shape) for k, v in state.items()} != meta["tensors"]:
+        raise ValueError(f"the tensors in the file and the 'tensors' list of {ADAPTER_CONFIG_NAME} differ")
+
+# %% ../nbs/04_adapter.ipynb #37a6ccd3
 def read_deep_lora(path) -> tuple[dict, DeepLoRAConfig, dict[str, Tensor]]:
-    "(metadata, config, tensors) of the adapter saved at `path`, fully checked (format 1 converted); the model is not involved."
+    "(metadata, config, tensors) of the adapter saved at `path`, fully checked (format 1 converted); no model involved."
     path = Path(path)
     meta = _read_meta(path)
     if meta.get("format_version", 1) == 1: meta, state = _format1(path, meta)
-    else:
-        _check_fields(f"{path / ADAPTER_CONFIG_NAME}", meta, _META_FIELDS)
-        file = path / meta["weights"]
-        if not _WEIGHTS_NAME.fullmatch(meta["weights"]):
-            raise ValueError(f"{ADAPTER_CONFIG_NAME}: bad tensor file name {meta['weights']!r}")
-        if not file.is_file():
-            raise FileNotFoundError(f"missing {meta['weights']} in {path}: not a complete Deep LoRA adapter")
-        if file.stat().st_size != meta["num_bytes"] or _sha256(file) != meta["sha256"]:
-            raise ValueError(f"{file} does not match the checksum in {ADAPTER_CONFIG_NAME}: the file is corrupt or was changed")
-        state = _read_tensors(file, meta["save_id"])
+    else: state = _format2(path, meta)
     try: config = DeepLoRAConfig.from_dict(meta.get("config") or {})
     except (ValueError, TypeError) as e: raise ValueError(f"{ADAPTER_CONFIG_NAME}: invalid config: {e}") from None
     modules_to_save = meta.get("modules_to_save") or []
@@ -983,58 +1157,47 @@ def read_deep_lora(path) -> tuple[dict, DeepLoRAConfig, dict[str, Tensor]]:
     config = replace(config, modules_to_save=modules_to_save or None)
     if not isinstance(meta.get("layers"), dict) or not meta["layers"]:
         raise ValueError(f"{ADAPTER_CONFIG_NAME}: no layers")
-    expected = {}
-    for name, info in meta["layers"].items():
-        where = f"{ADAPTER_CONFIG_NAME}, layer {name!r}"
-        _check_fields(where, info, _LAYER_FIELDS)
-        if len(info["shape"]) != 2 or not all(_is_int(s) and s > 0 for s in info["shape"]):
-            raise ValueError(f"{where}: bad shape {info['shape']}")
-        for key in ("variant", "rank", "depth", "eps", "full_width"):
-            if info[key] != getattr(config, key):
-                raise ValueError(f"{where}: {key}={info[key]!r} disagrees with the adapter's config ({key}={getattr(config, key)!r})")
-        if info["width"] != config.width(*info["shape"]):
-            raise ValueError(f"{where}: width={info['width']} disagrees with the config (width {config.width(*info['shape'])} for {info['shape']})")
-        source = info["shares_from"]
-        if source is not None:
-            if source not in meta["layers"] or meta["layers"][source]["shares_from"] is not None:
-                raise ValueError(f"{where}: shares_from={source!r} is not a layer that owns its parameters")
-        else: expected.update(_expected_tensors(name, info, config.num_cores))
-    for key in set(state) - set(expected):   # the rest are modules_to_save parameters
-        if not any(key.startswith(s + ".") for s in modules_to_save):
-            raise ValueError(f"the tensor file has {key!r}, which belongs to no layer or module in {ADAPTER_CONFIG_NAME}")
-    for key, shape in expected.items():
-        if key not in state: raise ValueError(f"the tensor file lacks {key!r}, which {ADAPTER_CONFIG_NAME} lists")
-        if list(state[key].shape) != shape:
-            raise ValueError(f"{key}: the tensor file has shape {list(state[key].shape)}, {ADAPTER_CONFIG_NAME} implies {shape}")
-    if {k: list(v.shape) for k, v in state.items()} != meta["tensors"]:
-        raise ValueError(f"the tensors in the file and the 'tensors' list of {ADAPTER_CONFIG_NAME} differ")
+    _check_tensors(meta, state, _check_layer_entries(meta, config), modules_to_save)
     return meta, config, state
 
-def _check_model(model: nn.Module, meta: dict, state: dict) -> None:
-    "Raise unless `model` has every saved layer (type, shape, tied weights) and modules_to_save parameters of the saved shapes."
+# %% ../nbs/04_adapter.ipynb #983f1a45
+def _check_model_layers(model: nn.Module, meta: dict) -> None:
+    "Raise unless `model` has every saved layer, with its type and shape."
     modules, kind = dict(model.named_modules()), type(model).__name__
     for name, info in meta["layers"].items():
         if name not in modules:
-            raise ValueError(f"the adapter has a layer {name!r} that this {kind} lacks{_near_matches(name, list(modules))}")
+            raise ValueError(f"the adapter has a layer {name!r} that this {kind} lacks"
+                             f"{_near_matches(name, list(modules))}")
         layer = modules[name]
         layer = layer.base_layer if isinstance(layer, DeepLoRA) else layer
         if type(layer).__name__ != info["type"] or list(layer_shape(layer)) != info["shape"]:
             shape = layer_shape(layer) if isinstance(layer, SUPPORTED_LAYERS) else "?"
-            raise ValueError(f"layer {name!r}: the adapter was saved for a {info['type']} with update {info['shape'][0]} x {info['shape'][1]}, "
-                             f"this model's layer is a {type(layer).__name__} with {shape}")
-    names = list(meta["layers"])
+            raise ValueError(f"layer {name!r}: the adapter was saved for a {info['type']} with update "
+                             f"{info['shape'][0]} x {info['shape'][1]}, this model's layer is a "
+                             f"{type(layer).__name__} with {shape}")
+
+# %% ../nbs/04_adapter.ipynb #1c1f3b1e
+def _check_model_ties(model: nn.Module, meta: dict) -> None:
+    "Raise unless the saved layers share weights in `model` exactly as they share parameters in the adapter."
+    names, kind = list(meta["layers"]), type(model).__name__
     groups = {n: g for g in tied_groups(model, names) for n in g} if not deep_lora_modules(model) else {}
     for name, info in meta["layers"].items():
         group = groups.get(name)
         owner = group[0] if group else None
         if group and not set(group) <= set(names):
-            raise ValueError(f"layer {name!r} shares its weight with {[n for n in group if n not in names]} in this {kind}, "
-                             "which the adapter does not cover")
+            raise ValueError(f"layer {name!r} shares its weight with {[n for n in group if n not in names]} in this "
+                             f"{kind}, which the adapter does not cover")
         wanted = None if owner in (None, name) else owner
         if info["shares_from"] != wanted:
-            hint = " (format 1 saved tied layers as separate adapters, whose merge was wrong)" if meta["format_version"] == 1 else ""
+            hint = " (format 1 saved tied layers as separate adapters, whose merge was wrong)" \
+                if meta["format_version"] == 1 else ""
             raise ValueError(f"layer {name!r}: saved with shares_from={info['shares_from']!r}, but in this {kind} it "
                              f"{'shares the weight of ' + repr(owner) if wanted else 'owns its weight'}{hint}")
+
+# %% ../nbs/04_adapter.ipynb #c1fc1f00
+def _check_model_saved_modules(model: nn.Module, meta: dict, state: dict) -> None:
+    "Raise unless `model` has every module of modules_to_save, with parameters of the saved shapes."
+    modules, kind = dict(model.named_modules()), type(model).__name__
     for entry in meta.get("modules_to_save") or []:
         if entry not in modules: raise ValueError(f"modules_to_save {entry!r}: this {kind} has no such module")
         params = {f"{entry}.{p}": list(t.shape) for p, t in modules[entry].named_parameters()}
@@ -1044,6 +1207,11 @@ def _check_model(model: nn.Module, meta: dict, state: dict) -> None:
             raise ValueError(f"modules_to_save {entry!r} does not fit this {kind}: "
                              + "; ".join(f"{k}: saved {saved.get(k)}, this model {params.get(k)}" for k in diff[:3]))
 
+def _check_model(model: nn.Module, meta: dict, state: dict) -> None:
+    "Raise unless `model` has every saved layer (type, shape, tied weights) and modules_to_save of the saved shapes."
+    _check_model_layers(model, meta); _check_model_ties(model, meta); _check_model_saved_modules(model, meta, state)
+
+# %% ../nbs/04_adapter.ipynb #b5d827c1
 @torch.no_grad()
 def _copy_state(model: nn.Module, meta: dict, state: dict) -> None:
     for key, p in _adapter_state(model).items(): p.copy_(state[key])
@@ -1051,11 +1219,13 @@ def _copy_state(model: nn.Module, meta: dict, state: dict) -> None:
     for name, info in meta["layers"].items():
         if info["shares_from"] is None: adapters[name].compressed_from_gradient = info["compressed_from_gradient"]
 
-def load_deep_lora(base_model: nn.Module, path) -> nn.Module:
-    "Put the adapter saved at `path` into `base_model` (a fresh model of the same architecture) in place; return it. Checks everything first."
+def load_deep_lora(base_model: nn.Module,  # a fresh model of the architecture the adapter was saved from
+                   path,                    # the directory save_deep_lora wrote
+                  ) -> nn.Module:
+    "Put the adapter saved at `path` into `base_model` (a fresh model of the same architecture) in place; return it."
     if deep_lora_modules(base_model):
-        raise ValueError("base_model already has Deep LoRA adapters; load into a fresh model (restore_deep_lora overwrites "
-                         "the values of matching adapters)")
+        raise ValueError("base_model already has Deep LoRA adapters; load into a fresh model (restore_deep_lora "
+                         "overwrites the values of matching adapters)")
     meta, config, state = read_deep_lora(path)
     _check_model(base_model, meta, state)
     names = [n for n in dict(base_model.named_modules()) if n in meta["layers"]]
@@ -1064,7 +1234,7 @@ def load_deep_lora(base_model: nn.Module, path) -> nn.Module:
                     ((f"{e}.{p}", t) for p, t in base_model.get_submodule(e).named_parameters())}
     _inject(base_model, config, names)
     try: _copy_state(base_model, meta, state)
-    except BaseException:
+    except BaseException:   # put the model back as it was
         _remove_adapters(base_model)
         with torch.no_grad():
             for k, v in saved_values.items(): base_model.get_parameter(k).copy_(v)
@@ -1072,14 +1242,17 @@ def load_deep_lora(base_model: nn.Module, path) -> nn.Module:
         raise
     return base_model
 
-def restore_deep_lora(model: nn.Module, path) -> nn.Module:
-    "Overwrite the adapter values of `model` (adapted with the same config and layers) with those saved at `path`: resuming a checkpoint."
+# %% ../nbs/04_adapter.ipynb #0e4feec3
+def restore_deep_lora(model: nn.Module,  # adapted with the config and layers of the saved adapter
+                      path,               # the directory save_deep_lora wrote (e.g. a Trainer checkpoint)
+                     ) -> nn.Module:
+    "Overwrite the adapter values of `model` (adapted with the same config and layers) with those saved at `path`."
     if not deep_lora_modules(model):
         raise ValueError("this model has no Deep LoRA adapters; use load_deep_lora for a fresh model")
     meta, config, state = read_deep_lora(path)
-    current = _layer_entries(model)
-    mine = {n: {k: v for k, v in e.items() if k != "compressed_from_gradient"} for n, e in current.items()}
-    theirs = {n: {k: v for k, v in e.items() if k != "compressed_from_gradient"} for n, e in meta["layers"].items()}
+    def entries(layers):
+        return {n: {k: v for k, v in e.items() if k != "compressed_from_gradient"} for n, e in layers.items()}
+    mine, theirs = entries(_layer_entries(model)), entries(meta["layers"])
     if mine != theirs:
         diff = sorted(set(mine) ^ set(theirs)) or sorted(n for n in mine if mine[n] != theirs[n])
         raise ValueError(f"the adapter at {path} does not match this model's adapters (e.g. layer {diff[0]!r})")
@@ -1096,20 +1269,45 @@ def _peft_keys(name: str, adapter: DeepLoRA) -> tuple[str, str]:
     if adapter.layer_type.takes_ids: return f"{prefix}.lora_embedding_A", f"{prefix}.lora_embedding_B"
     return f"{prefix}.lora_A.weight", f"{prefix}.lora_B.weight"
 
+def _lora_pair(name: str, a: DeepLoRA, rank: int | None, tol: float) -> tuple[dict[str, Tensor], dict]:
+    "One layer's LoRA tensors B = U_r S_r^(1/2), A = S_r^(1/2) V_r^T at its numerical rank r, and its report entry."
+    U, s, V = _thin_svd(a)
+    keep = int((s > tol).sum()) if rank is None else min(int((s > tol).sum()), rank)
+    norm = s.norm()
+    report = dict(rank=keep, width=a.width, norm=float(norm),
+                  largest_dropped=float(s[keep:].max()) if keep < len(s) else 0.0,
+                  relative_error=float(s[keep:].norm() / norm) if norm > 0 else 0.0)
+    if keep == 0: return {}, report
+    root, dtype = s[:keep].sqrt(), (a.shares_from or a).deep_lora_left.dtype
+    key_a, key_b = _peft_keys(name, a)
+    pair = {key_a: (V[:, :keep] * root).T.to(dtype).contiguous(), key_b: (U[:, :keep] * root).to(dtype).contiguous()}
+    return pair, report
+
+# %% ../nbs/04_adapter.ipynb #486f856f
+def _peft_config(model: nn.Module, exported: dict[str, int], saved: list[str]):
+    "PEFT's config for layers of ranks `exported`, with lora_alpha = rank per layer (PEFT's scaling alpha / r = 1)."
+    from peft import LoraConfig
+    top, pattern = max(exported.values()), {re.escape(n): r for n, r in exported.items()}
+    return LoraConfig(r=top, lora_alpha=top, target_modules=list(exported), rank_pattern=pattern,
+                      alpha_pattern=pattern, lora_dropout=0.0, bias="none", modules_to_save=saved or None,
+                      fan_in_fan_out=any(isinstance(a.base_layer, Conv1D) for _, a in deep_lora_modules(model)),
+                      base_model_name_or_path=getattr(model, "name_or_path", None) or None)
+
+# %% ../nbs/04_adapter.ipynb #3a3067e0
 @torch.no_grad()
-def export_peft_lora(model: nn.Module, path,
+def export_peft_lora(model: nn.Module,         # a model with Deep LoRA adapters, not merged
+                     path,                     # a new or empty directory
                      rank: int | None = None,  # cap on each layer's LoRA rank (None: the numerical rank)
                      tol: float = 1e-3,  # singular values <= tol are dropped (0: keep all, exact)
                      ) -> dict[str, dict]:
-    "Write the adapters of `model` as a PEFT LoRA adapter that `peft.PeftModel.from_pretrained(base, path)` loads; return the per-layer report."
-    try: from peft import LoraConfig
+    "Write the adapters of `model` to `path` as a PEFT LoRA adapter (for `peft.PeftModel.from_pretrained`); report."
+    try: import peft   # noqa: F401
     except ImportError:
         raise ImportError("export_peft_lora writes a PEFT adapter and needs peft: pip install peft") from None
     adapters = deep_lora_modules(model)
     if not adapters: raise ValueError("this model has no Deep LoRA adapters to export")
-    if rank is not None and (not _is_int(rank) or rank < 1):
-        raise ValueError(f"rank must be a positive integer or None, got {rank!r}")
-    if not (_is_number(tol) and tol >= 0): raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    if rank is not None: check_int("rank", rank)
+    check_positive("tol", tol, allow_zero=True)
     if any((a.shares_from or a).merged for _, a in adapters):
         raise ValueError("the adapters are merged: unmerge_deep_lora(model) first")
     path = Path(path)
@@ -1117,32 +1315,18 @@ def export_peft_lora(model: nn.Module, path,
         raise FileExistsError(f"{path} exists and is not an empty directory: export into a new one")
     state, report = {}, {}
     for name, a in adapters:
-        U, s, V = _thin_svd(a)
-        keep = int((s > tol).sum()) if rank is None else min(int((s > tol).sum()), rank)
-        norm = s.norm()
-        report[name] = dict(rank=keep, width=a.width, norm=float(norm),
-                            largest_dropped=float(s[keep:].max()) if keep < len(s) else 0.0,
-                            relative_error=float(s[keep:].norm() / norm) if norm > 0 else 0.0)
-        if keep == 0: continue
-        root, dtype = s[:keep].sqrt(), (a.shares_from or a).deep_lora_left.dtype
-        key_a, key_b = _peft_keys(name, a)
-        state[key_a] = (V[:, :keep] * root).T.to(dtype).contiguous()
-        state[key_b] = (U[:, :keep] * root).to(dtype).contiguous()
+        pair, report[name] = _lora_pair(name, a, rank, tol)
+        state.update(pair)
     exported = {n: r["rank"] for n, r in report.items() if r["rank"] > 0}
     if not exported: raise ValueError(f"every update has numerical rank 0 at tol={tol}: there is nothing to export")
     saved = list(getattr(model, "deep_lora_modules_to_save", []))
     for name in saved:
         for pname, p in model.get_submodule(name).named_parameters():
             state[f"base_model.model.{name}.{pname}"] = p.detach().to("cpu", copy=True).contiguous()
-    top = max(exported.values())
-    pattern = {re.escape(n): r for n, r in exported.items()}
-    config = LoraConfig(r=top, lora_alpha=top, target_modules=list(exported), rank_pattern=pattern, alpha_pattern=pattern,
-                        lora_dropout=0.0, bias="none", modules_to_save=saved or None,
-                        fan_in_fan_out=any(isinstance(a.base_layer, Conv1D) for _, a in adapters),
-                        base_model_name_or_path=getattr(model, "name_or_path", None) or None)
     path.mkdir(parents=True, exist_ok=True)
-    config.save_pretrained(str(path))
-    save_file({k: v.to("cpu") for k, v in state.items()}, path / "adapter_model.safetensors", metadata=dict(format="pt"))
+    _peft_config(model, exported, saved).save_pretrained(str(path))
+    state = {k: v.to("cpu") for k, v in state.items()}
+    save_file(state, path / "adapter_model.safetensors", metadata=dict(format="pt"))
     return report
 
 # %% ../nbs/04_adapter.ipynb #4985c1b9
@@ -1159,7 +1343,8 @@ class DeepLoRACheckpointMixin:
         output_dir = output_dir if output_dir is not None else self.args.output_dir
         if not self.args.should_save: return
         save_deep_lora(model, output_dir)
-        processor = getattr(self, "processing_class", None) or getattr(self, "tokenizer", None)   # older transformers: tokenizer
+        # older transformers call the processing class `tokenizer`
+        processor = getattr(self, "processing_class", None) or getattr(self, "tokenizer", None)
         if processor is not None: processor.save_pretrained(output_dir)
         torch.save(self.args, os.path.join(output_dir, "training_args.bin"))
 
