@@ -89,6 +89,7 @@ def _saved_key(record: dict) -> str:
     if "targets" in key: key["target_modules"] = key.pop("targets")
     return json.dumps(key, sort_keys=True)
 
+# %% ../nbs/07_experiments.ipynb #5a357826
 def run_plan(configs: list,             # FinetuneConfigs, run in this order
              path=None,                 # JSON-lines file: finished runs are appended, and read back instead of rerun
              task: Task | None = None,  # None: each config's `load_task(config.task)`
@@ -133,7 +134,11 @@ def _tuned_lrs(config: ComparisonConfig, path, task, progress) -> tuple[dict, li
     return best_lrs(runs), runs
 
 # %% ../nbs/07_experiments.ipynb #606627b5
-def summarize(runs: list, methods, n_train, reference: str) -> dict:
+def summarize(runs: list,       # run records (`finetune`'s results)
+              methods,           # the methods to summarise, in this order
+              n_train,           # the few-shot sizes to summarise
+              reference: str,    # the method the others are paired against
+             ) -> dict:
     "Per n_train: each method's metric over seeds (mean, sd, values) and its paired difference with the reference."
     out = {}
     for n in n_train:
@@ -445,8 +450,9 @@ def _append_line(path: Path, record: dict) -> None:
 # %% ../nbs/07_experiments.ipynb #ed2aaac5
 def run_protocol(results_path,                 # JSON-lines file: one line per finished run, appended as it finishes
                  plan: list | None = None,     # `protocol_plan(...)`; None: its defaults
-                 progress: bool = False,
-                 max_runs: int | None = None) -> int:
+                 progress: bool = False,       # tqdm bars over each run's steps
+                 max_runs: int | None = None,  # stop after finishing this many runs; None: the whole plan
+                ) -> int:
     """Run the plan's runs that are neither in `results_path` nor held by another live process (several processes can
     share one file); restarting resumes. Returns how many runs this call finished."""
     results_path = Path(results_path)
@@ -489,14 +495,20 @@ def metric_at(record: dict, step: int | None = None) -> float | None:
     if step is None: return record["metric"]
     return next((v for s, v in record["history"] if s == step), None)
 
-def select(runs, arm: str | None = None, parts_excluded=("p",), **where) -> dict:
+def select(runs,                      # protocol records (`read_protocol_runs`'s values)
+           arm: str | None = None,    # one of ARMS; None: both
+           parts_excluded=("p",),     # parts left out: the plateau probe, by default
+           **where) -> dict:
     "{seed: record} of the runs in `arm` whose config matches every `where` (task=..., n_train=16, ...); no probe runs."
     return {r["config"]["seed"]: r for r in runs
             if (arm is None or r["arm"] == arm) and r.get("part") not in parts_excluded
             and all(r["config"][k] == v for k, v in where.items())}
 
 # %% ../nbs/07_experiments.ipynb #d86f2aea
-def paired(reference: dict, other: dict, step: int | None = None) -> dict | None:
+def paired(reference: dict,          # {seed: record} of the reference method (`select`)
+           other: dict,              # {seed: record} of the other method
+           step: int | None = None,  # compare the metrics after this step; None: after the last
+          ) -> dict | None:
     "`paired_difference` of other - reference over the seeds both have; None with fewer than two."
     seeds = sorted(s for s in set(reference) & set(other)
                    if metric_at(reference[s], step) is not None and metric_at(other[s], step) is not None)
@@ -504,7 +516,11 @@ def paired(reference: dict, other: dict, step: int | None = None) -> dict | None
     a, b = [metric_at(reference[s], step) for s in seeds], [metric_at(other[s], step) for s in seeds]
     return dict(paired_difference(a, b), reference_mean=float(np.mean(a)), other_mean=float(np.mean(b)), seeds=seeds)
 
-def verdict(d: dict | None, reference: str, other: str, alpha: float = 0.05) -> str:
+def verdict(d: dict | None,          # a `paired` difference, or None
+            reference: str,          # the method d is measured against
+            other: str,              # the method d measures
+            alpha: float = 0.05,     # significance level of the sign-flip test
+           ) -> str:
     "Which method the paired runs favour: significant at `alpha` (sign-flip test), or no detectable difference."
     if d is None: return "fewer than 2 paired seeds so far"
     if d["p_value"] >= alpha: return f"no significant difference ({d['n']} seeds)"
@@ -525,7 +541,11 @@ def _diff_cells(d: dict | None) -> list:
     return [str(d["n"]), f"{d['reference_mean']:.3f} / {d['other_mean']:.3f}", f"{d['mean']:+.3f} +- {d['se']:.3f}",
             f"{d['wins']}/{d['losses']}", f"{d['p_value']:.3f}"]
 
-def fewshot_rows(runs, tasks=("rotten_tomatoes", "bbc_news"), sizes=(16, 64, 256), other: str = "deep_lora") -> list:
+def fewshot_rows(runs,                                    # protocol records
+                 tasks=("rotten_tomatoes", "bbc_news"),
+                 sizes=(16, 64, 256),                     # few-shot sizes
+                 other: str = "deep_lora",                # the method set against vanilla LoRA
+                ) -> list:
     "Claim 1 (few-shot): per task, n and arm, full-width Deep LoRA minus vanilla LoRA, paired by seed."
     rows = []
     for task in tasks:
@@ -626,6 +646,7 @@ def _updates_line(r: dict) -> str:
             f"{r['arm']} arm: {r['rank_zero']:.1f} of {r['layers']} layers at rank 0, the others of median rank "
             f"{r['median_rank']:g}; {escape}.")
 
+# %% ../nbs/07_experiments.ipynb #fab68506
 def summary_lines(runs) -> list[str]:
     "The reading of the saved runs, one sentence per comparison, worded from the numbers (whichever way they fall)."
     return ([_fewshot_line(r) for r in fewshot_rows(runs)]

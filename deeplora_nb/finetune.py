@@ -144,6 +144,7 @@ def _integer_ids(train_labels, val_labels, label_names):
     names = [str(v) for v in values]
     return _checked_ids([index[y] for y in train_ids], [index[y] for y in val_ids], len(values), names)
 
+# %% ../nbs/05_finetune.ipynb #21ec34e5
 def _label_ids(train_labels, val_labels, regression: bool, label_names):
     "Map raw labels to ints (classification) or floats (regression): (train, validation, num_labels, names)."
     everything = [*train_labels, *val_labels]
@@ -298,7 +299,10 @@ def load_task(name: str,                          # an offline task, a local fil
                      regression)
 
 # %% ../nbs/05_finetune.ipynb #17046040
-def matthews_corrcoef(predictions, labels, num_labels: int | None = None) -> float:
+def matthews_corrcoef(predictions,                    # predicted class ids
+                      labels,                         # true class ids
+                      num_labels: int | None = None,  # classes; None: the largest id seen, plus one
+                     ) -> float:
     "Matthews correlation (multi-class form, Gorodkin 2004); 0 when either side is constant."
     p, y = np.asarray(predictions, dtype=int), np.asarray(labels, dtype=int)
     k = num_labels or int(max(p.max(), y.max())) + 1
@@ -315,7 +319,10 @@ def pearson(predictions, labels) -> float:
     return float(p @ y / den) if den > 0 else 0.0
 
 # %% ../nbs/05_finetune.ipynb #c831f0e8
-def compute_metric(metric: str, outputs, labels) -> float:
+def compute_metric(metric: str,  # one of METRICS
+                   outputs,       # the model's outputs: logits (n x classes), or regression values
+                   labels,        # true labels: class ids, or targets
+                  ) -> float:
     "accuracy or matthews from logits (n x classes); pearson from regression outputs (n or n x 1)."
     outputs = np.asarray(outputs)
     if metric == "pearson": return pearson(outputs.reshape(-1), labels)
@@ -406,7 +413,11 @@ def tiny_bert(num_labels: int = 2,                    # outputs of the head
     return BertForSequenceClassification(config).to(dtype)
 
 # %% ../nbs/05_finetune.ipynb #16fc5c8e
-def encode(examples: list, tokenizer, max_length: int, drop_long: bool = True) -> tuple[list, int]:
+def encode(examples: list,         # dicts with 'text', optional 'text_pair', 'label'
+           tokenizer,
+           max_length: int,         # in tokens
+           drop_long: bool = True,  # drop longer examples (the paper); False: truncate them
+          ) -> tuple[list, int]:
     "Tokenise examples, dropping (the paper) or truncating those longer than `max_length`: (features, number dropped)."
     if not examples: return [], 0
     texts = [e["text"] for e in examples]
@@ -440,14 +451,21 @@ def few_shot_indices(num_examples: int,         # size of the pool to draw from
                          "sample with replacement or lower n_train")
     return np.random.default_rng(seed).choice(num_examples, size=n, replace=replace)
 
-def batch_schedule(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
+def batch_schedule(n: int,           # size of the few-shot set
+                   batch_size: int,
+                   steps: int,       # batches to make, one per training step
+                   seed: int,        # seed of the shuffles
+                  ) -> list[np.ndarray]:
     "Positions (into the few-shot set) of each step's batch: shuffled epochs, concatenated, cut into batches."
     rng = np.random.default_rng([seed, 1])
     order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(steps * batch_size / n))])
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
 
 # %% ../nbs/05_finetune.ipynb #d518a7d8
-def evaluation_examples(task: Task, size: int | None, offset: int = 0) -> list:
+def evaluation_examples(task: Task,
+                        size: int | None,  # examples in the slice; None: to the end of the split
+                        offset: int = 0,   # where the slice starts in the fixed order
+                       ) -> list:
     "A fixed slice [offset, offset + size) of the validation split in one seeded order (the same for every run)."
     order = np.random.default_rng(0).permutation(len(task.validation))
     stop = len(order) if size is None else offset + size
@@ -458,7 +476,11 @@ def evaluation_examples(task: Task, size: int | None, offset: int = 0) -> list:
 
 # %% ../nbs/05_finetune.ipynb #fe706772
 @torch.no_grad()
-def predict(model, features: list, tokenizer, batch_size: int = 64) -> np.ndarray:
+def predict(model,
+            features: list,        # encoded examples (`encode`)
+            tokenizer,             # pads the batches
+            batch_size: int = 64,
+           ) -> np.ndarray:
     "Model outputs (logits, or regression values) on encoded examples, dropout off; batched by length, in input order."
     was_training = model.training
     model.eval()
@@ -474,7 +496,12 @@ def predict(model, features: list, tokenizer, batch_size: int = 64) -> np.ndarra
     if outputs: result[torch.tensor(order)] = torch.cat(outputs)
     return result.numpy()
 
-def evaluate(model, features: list, tokenizer, metric: str, batch_size: int = 64) -> float:
+def evaluate(model,
+             features: list,        # encoded examples (`encode`)
+             tokenizer,             # pads the batches
+             metric: str,           # one of METRICS
+             batch_size: int = 64,
+            ) -> float:
     "The task metric of `model` on encoded examples."
     return compute_metric(metric, predict(model, features, tokenizer, batch_size), [f["labels"] for f in features])
 
@@ -597,7 +624,10 @@ def adapted_layers(model) -> dict:
     if not layers: raise ValueError(f"{type(model).__name__} has no Deep LoRA or PEFT LoRA adapters")
     return layers
 
-def split_head_group(model, groups: list[dict], head_lr: float) -> list[dict]:
+def split_head_group(model,
+                     groups: list[dict],  # AdamW parameter groups of the adapters (and whatever else trains)
+                     head_lr: float,      # the learning rate of the group 'head'
+                    ) -> list[dict]:
     "Move every trainable parameter that is not an adapter's (head, modules_to_save) into a group 'head' at `head_lr`."
     adapter_ids = {id(p) for _, a in deep_lora_modules(model) for p in a.parameters()}
     adapter_ids |= {id(p) for n, p in model.named_parameters() if ".lora_" in n}
@@ -653,6 +683,7 @@ def _peft_lora(model, config: FinetuneConfig, deep_config: DeepLoRAConfig):
     trainable = [p for p in model.parameters() if p.requires_grad]
     return model, [dict(params=trainable, lr=config.lr, weight_decay=config.weight_decay, name="peft_lora")]
 
+# %% ../nbs/05_finetune.ipynb #287ef604
 def attach_method(model,                      # a pretrained classifier (`load_model`)
                   config: FinetuneConfig,     # the run: method, rank, learning rates, AdamW eps
                   batch: dict | None = None,  # one training batch: compression and `adam_eps="auto"` need it
