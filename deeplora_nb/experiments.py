@@ -4,25 +4,30 @@
 
 # %% ../nbs/07_experiments.ipynb #e9e4c653
 from __future__ import annotations
-import argparse, json, math, os, platform, sys, time
+import argparse, json, math, os, platform, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, COMPRESSED_LR, FinetuneConfig, Task, finetune, load_task, load_model,
-                       _check_writable, _positive_int, _positive_number)
+from .factorization import is_integer, is_finite_number, check_int, check_positive
+from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, COMPRESSED_LR, FinetuneConfig, Task, finetune,
+                                  load_task, load_model, evaluation_examples, _check_writable)
 
 # %% auto #0
 __all__ = ['ARMS', 'EARLY_STEP', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig', 'run_plan', 'best_lrs', 'summarize',
            'run_comparison', 'comparison_table', 'plot_comparison', 'write_report', 'main', 'protocol_run_id',
-           'protocol_plan', 'read_protocol_runs', 'run_protocol', 'metric_at', 'select', 'paired', 'verdict',
-           'majority_rate', 'markdown_table', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step',
-           'parsimony_rows', 'summary_lines']
+           'protocol_plan', 'markdown_table', 'read_protocol_runs', 'run_protocol', 'metric_at', 'select', 'paired',
+           'verdict', 'majority_rate', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step', 'parsimony_rows',
+           'summary_lines']
 
 # %% ../nbs/07_experiments.ipynb #9c9ede4e
-def paired_difference(reference, other, permutations: int = 20000, seed: int = 0) -> dict:
-    "Per-seed difference other - reference: mean, sd, standard error, wins/losses/ties and a two-sided sign-flip test p-value."
+def paired_difference(reference,                 # one metric per seed: the reference method
+                      other,                     # the same seeds, in the same order: the other method
+                      permutations: int = 20000, # random sign flips when there are more than 16 seeds
+                      seed: int = 0,             # seed of those random flips
+                     ) -> dict:
+    "Per-seed difference other - reference: mean, sd, standard error, wins/losses/ties and a sign-flip test's p-value."
     a, b = np.asarray(reference, float), np.asarray(other, float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError(f"paired results need two equally long 1-D sequences, got shapes {a.shape} and {b.shape}")
@@ -37,10 +42,10 @@ def paired_difference(reference, other, permutations: int = 20000, seed: int = 0
 # %% ../nbs/07_experiments.ipynb #a8b6656d
 @dataclass
 class ComparisonConfig:
-    "A paired few-shot comparison: methods x n_train x seeds, at the shared lr and (with lr_grid) each method's tuned lr."
+    "A paired few-shot comparison: methods x n_train x seeds, at the shared lr and (with lr_grid) each one's tuned lr."
     base: FinetuneConfig = field(default_factory=FinetuneConfig)   # everything the runs share (task, model, steps, ...)
-    methods: tuple = ("lora", "deep_lora_compressed")
-    n_train: tuple = (16, 64)
+    methods: tuple = ("lora", "deep_lora_compressed")  # the arms compared, from METHODS
+    n_train: tuple = (16, 64)         # few-shot sizes
     seeds: int = 10                   # seeds 0 .. seeds-1, the same draws for every method
     shared_lr: float = 1e-4
     lr_grid: tuple = ()               # empty: shared lr only
@@ -57,30 +62,46 @@ class ComparisonConfig:
         if not self.methods: raise ValueError("a comparison needs at least one method")
         if self.reference is not None and self.reference not in self.methods:
             raise ValueError(f"reference {self.reference!r} is not among the methods {self.methods}")
-        if not _positive_int(self.seeds): raise ValueError(f"seeds must be a positive integer, got {self.seeds!r}")
-        bad = [n for n in self.n_train if n is not None and not _positive_int(n)]
-        if not self.n_train or bad: raise ValueError(f"n_train must be positive integers (None: the whole split), got {self.n_train!r}")
-        if not _positive_number(self.shared_lr): raise ValueError(f"shared_lr must be a finite positive number, got {self.shared_lr!r}")
-        if not all(_positive_number(lr) for lr in self.lr_grid): raise ValueError(f"lr_grid must hold finite positive numbers, got {self.lr_grid!r}")
-        if not _positive_int(self.tune_seeds): raise ValueError(f"tune_seeds must be a positive integer, got {self.tune_seeds!r}")
-        if not self.include_shared and not self.lr_grid: raise ValueError("include_shared=False needs an lr_grid to tune on")
+        check_int("seeds", self.seeds)
+        if not self.n_train or any(n is not None and not (is_integer(n) and n >= 1) for n in self.n_train):
+            raise ValueError(f"n_train must be positive integers (None: the whole split), got {self.n_train!r}")
+        check_positive("shared_lr", self.shared_lr)
+        if not all(is_finite_number(lr) and lr > 0 for lr in self.lr_grid):
+            raise ValueError(f"lr_grid must hold finite positive numbers, got {self.lr_grid!r}")
+        check_int("tune_seeds", self.tune_seeds)
+        if not self.include_shared and not self.lr_grid:
+            raise ValueError("include_shared=False needs an lr_grid to tune on")
 
     @classmethod
     def quick(cls, **overrides) -> ComparisonConfig:
-        "A small comparison (LoRA vs compressed Deep LoRA, 16 shots, 3 seeds, 15 steps at lr 1e-3 on rotten_tomatoes): about 1-2 minutes on 2 CPU cores."
+        "A small comparison: LoRA vs compressed Deep LoRA, 16 shots, 3 seeds, 15 steps at lr 1e-3 on rotten_tomatoes."
         base = FinetuneConfig(task="rotten_tomatoes", steps=15, max_length=32, eval_size=128, n_train=16)
-        return cls(**{**dict(base=base, methods=("lora", "deep_lora_compressed"), n_train=(16,), seeds=3, shared_lr=1e-3), **overrides})
+        small = dict(base=base, methods=("lora", "deep_lora_compressed"), n_train=(16,), seeds=3, shared_lr=1e-3)
+        return cls(**{**small, **overrides})
 
+# %% ../nbs/07_experiments.ipynb #13b4fa16
 def _run_key(config: FinetuneConfig, phase: str) -> str:
     return json.dumps(dict(config.to_dict(), phase=phase, output_dir=None), sort_keys=True)
 
-def run_plan(configs: list, path=None, task: Task | None = None, phase: str = "run", progress: bool = True) -> list[dict]:
-    "Run FinetuneConfigs in order, appending each result to the JSON-lines file `path`; runs already in it are read back, not repeated."
+def _saved_key(record: dict) -> str:
+    "A saved run's key; runs saved before the config field `target_modules` had that name say 'targets'."
+    key = json.loads(record["key"])
+    if "targets" in key: key["target_modules"] = key.pop("targets")
+    return json.dumps(key, sort_keys=True)
+
+# %% ../nbs/07_experiments.ipynb #5a357826
+def run_plan(configs: list,             # FinetuneConfigs, run in this order
+             path=None,                 # JSON-lines file: finished runs are appended, and read back instead of rerun
+             task: Task | None = None,  # None: each config's `load_task(config.task)`
+             phase: str = "run",        # a label kept in each run's key (e.g. "tune", "compare")
+             progress: bool = True,
+            ) -> list[dict]:
+    "Run FinetuneConfigs in order, appending each result to `path`; runs already in it are read back, not repeated."
     done = {}
     if path is not None and Path(path).exists():
         for line in Path(path).read_text().splitlines():
             if line.strip():
-                r = json.loads(line); done[r["key"]] = r
+                r = json.loads(line); key = _saved_key(r); done[key] = dict(r, key=key)
     results, tasks = [], {}
     for config in tqdm(configs, desc=phase, disable=not progress):
         key = _run_key(config, phase)
@@ -94,38 +115,60 @@ def run_plan(configs: list, path=None, task: Task | None = None, phase: str = "r
         results.append(done[key])
     return results
 
+# %% ../nbs/07_experiments.ipynb #f1566848
+def best_lrs(tune_runs: list) -> dict:
+    "Each method's learning rate with the best mean tuning metric (ties: the smaller lr)."
+    scores = {}
+    for r in tune_runs:
+        scores.setdefault(r["config"]["method"], {}).setdefault(r["config"]["lr"], []).append(r["metric"])
+    return {m: max(by_lr, key=lambda lr: (np.mean(by_lr[lr]), -lr)) for m, by_lr in scores.items()}
+
 def _tuned_lrs(config: ComparisonConfig, path, task, progress) -> tuple[dict, list]:
+    "Each method's best lr from the grid, on the tuning seeds and the validation slice past the reported one."
     if not config.lr_grid: return {}, []
     eval_size = config.base.eval_size or 0
-    plan = [replace(config.base, method=m, lr=lr, n_train=config.tune_n_train, seed=1000 + s, eval_offset=config.base.eval_offset + eval_size)
+    plan = [replace(config.base, method=m, lr=lr, n_train=config.tune_n_train, seed=1000 + s,
+                    eval_offset=config.base.eval_offset + eval_size)
             for m in config.methods for lr in config.lr_grid for s in range(config.tune_seeds)]
     runs = run_plan(plan, path, task, phase="tune", progress=progress)
     return best_lrs(runs), runs
 
-def best_lrs(tune_runs: list) -> dict:
-    "Each method's learning rate with the best mean tuning metric (ties: the smaller lr)."
-    scores = {}
-    for r in tune_runs: scores.setdefault(r["config"]["method"], {}).setdefault(r["config"]["lr"], []).append(r["metric"])
-    return {m: max(by_lr, key=lambda lr: (np.mean(by_lr[lr]), -lr)) for m, by_lr in scores.items()}
-
-def summarize(runs: list, methods, n_train, reference: str) -> dict:
-    "Per n_train: each method's metric over seeds (mean, sd, values) and its paired difference with the reference method."
+# %% ../nbs/07_experiments.ipynb #606627b5
+def summarize(runs: list,       # run records (`finetune`'s results)
+              methods,           # the methods to summarise, in this order
+              n_train,           # the few-shot sizes to summarise
+              reference: str,    # the method the others are paired against
+             ) -> dict:
+    "Per n_train: each method's metric over seeds (mean, sd, values) and its paired difference with the reference."
     out = {}
     for n in n_train:
-        by_method = {m: {r["config"]["seed"]: r["metric"] for r in runs if r["config"]["method"] == m and r["config"]["n_train"] == n} for m in methods}
+        by_method = {m: {r["config"]["seed"]: r["metric"] for r in runs
+                         if r["config"]["method"] == m and r["config"]["n_train"] == n} for m in methods}
         seeds = sorted(set.intersection(*[set(v) for v in by_method.values()]))
         if not seeds: continue
         entry = dict(seeds=seeds, methods={})
         for m in methods:
             values = [by_method[m][s] for s in seeds]
-            entry["methods"][m] = dict(mean=float(np.mean(values)), sd=float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"),
-                                       values=values, lr=next(r["config"]["lr"] for r in runs if r["config"]["method"] == m))
-            if m != reference: entry["methods"][m]["vs_reference"] = paired_difference([by_method[reference][s] for s in seeds], values)
+            entry["methods"][m] = dict(mean=float(np.mean(values)), values=values,
+                                       sd=float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"),
+                                       lr=next(r["config"]["lr"] for r in runs if r["config"]["method"] == m))
+            if m != reference:
+                reference_values = [by_method[reference][s] for s in seeds]
+                entry["methods"][m]["vs_reference"] = paired_difference(reference_values, values)
         out[str(n)] = entry
     return out
 
-def run_comparison(config: ComparisonConfig, out_dir=None, progress: bool = True, task: Task | None = None, runs_path=None) -> dict:
-    "Run a paired few-shot comparison; returns (and writes to out_dir: results.json, runs.jsonl) the per-seed metrics and paired differences."
+# %% ../nbs/07_experiments.ipynb #f4b56bf6
+def _medians(runs: dict, methods, key: str) -> dict:
+    return {m: float(np.median([r[key] for r in runs.values() if r["config"]["method"] == m])) for m in methods}
+
+def run_comparison(config: ComparisonConfig,  # what to compare
+                   out_dir=None,              # writes results.json there (and runs.jsonl, unless runs_path)
+                   progress: bool = True,
+                   task: Task | None = None,  # None: `load_task(config.base.task)`
+                   runs_path=None,            # the JSON-lines file of the runs; None: out_dir/runs.jsonl
+                  ) -> dict:
+    "Run a paired few-shot comparison: the per-seed metrics and paired differences, per lr setting and n_train."
     path = Path(runs_path) if runs_path is not None else Path(out_dir) / "runs.jsonl" if out_dir is not None else None
     task = task or load_task(config.base.task)
     reference = config.reference or config.methods[0]
@@ -134,17 +177,19 @@ def run_comparison(config: ComparisonConfig, out_dir=None, progress: bool = True
     settings = {"shared": {m: config.shared_lr for m in config.methods}} if config.include_shared else {}
     if best: settings["tuned"] = best
     plan = {(kind, n, s, m): replace(config.base, method=m, lr=lrs[m], n_train=n, seed=s)
-            for kind, lrs in settings.items() for n in config.n_train for s in range(config.seeds) for m in config.methods}
-    unique = list({_run_key(c, "compare"): c for c in plan.values()}.values())   # a tuned lr equal to the shared one runs once
+            for kind, lrs in settings.items() for n in config.n_train for s in range(config.seeds)
+            for m in config.methods}
+    unique = list({_run_key(c, "compare"): c for c in plan.values()}.values())   # a tuned lr equal to the shared: once
     runs = {r["key"]: r for r in run_plan(unique, path, task, phase="compare", progress=progress)}
+    tune = [dict(method=r["config"]["method"], lr=r["config"]["lr"], seed=r["config"]["seed"], metric=r["metric"])
+            for r in tune_runs]
     results = dict(config=asdict(config), task=repr(task), metric=task.metric, reference=reference, tuned_lr=best,
-                   tune=[dict(method=r["config"]["method"], lr=r["config"]["lr"], seed=r["config"]["seed"], metric=r["metric"]) for r in tune_runs],
-                   settings={}, seconds=time.perf_counter() - start)
+                   tune=tune, settings={}, seconds=time.perf_counter() - start)
     for kind in settings:
         kind_runs = [runs[_run_key(c, "compare")] for (k, *_), c in plan.items() if k == kind]
         results["settings"][kind] = summarize(kind_runs, config.methods, config.n_train, reference)
-    results["seconds_per_step"] = {m: float(np.median([r["seconds_per_step"] for r in runs.values() if r["config"]["method"] == m])) for m in config.methods}
-    results["setup_seconds"] = {m: float(np.median([r["setup_seconds"] for r in runs.values() if r["config"]["method"] == m])) for m in config.methods}
+    results["seconds_per_step"] = _medians(runs, config.methods, "seconds_per_step")
+    results["setup_seconds"] = _medians(runs, config.methods, "setup_seconds")
     if out_dir is not None:
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         (Path(out_dir) / "results.json").write_text(json.dumps(results, indent=1))
@@ -153,21 +198,27 @@ def run_comparison(config: ComparisonConfig, out_dir=None, progress: bool = True
 # %% ../nbs/07_experiments.ipynb #552fce33
 def _sd(x: float) -> str: return "n/a" if math.isnan(x) else f"{x:.3f}"   # one seed has no spread
 
+def _setting_title(kind: str, results: dict) -> str:
+    if kind == "shared" and results["config"]["shared_lr"] == 1e-4: return "the paper: 1e-4 for every method"
+    return "each method at " + ("its best from the grid" if kind == "tuned" else "one lr")
+
+def _table_row(n, method: str, s: dict) -> str:
+    d = s.get("vs_reference")
+    head = f"| {n} | {method} | {s['lr']:g} | {s['mean']:.3f} +- {_sd(s['sd'])} |"
+    if d is None: return head + " reference | | |"
+    return head + f" {d['mean']:+.3f} +- {_sd(d['sd'])} | {d['wins']}/{d['losses']} | {d['p_value']:.3f} |"
+
 def comparison_table(results: dict) -> str:
     "Markdown table of a comparison: mean +- sd per method, and the paired difference with the reference."
-    ref, lines = results["reference"], []
+    lines = []
     for kind, by_n in results["settings"].items():
-        lines += [f"\n**{kind} learning rate** ({'the paper: 1e-4 for every method' if kind == 'shared' and results['config']['shared_lr'] == 1e-4 else 'each method at ' + ('its best from the grid' if kind == 'tuned' else 'one lr')})\n",
-                  f"| n | method | lr | {results['metric']} (mean +- sd) | minus {ref} (mean +- sd) | wins/losses | p |", "|---|---|---|---|---|---|---|"]
-        for n, entry in by_n.items():
-            for m, s in entry["methods"].items():
-                d = s.get("vs_reference")
-                diff = f"{d['mean']:+.3f} +- {_sd(d['sd'])}" if d else ""
-                wl = f"{d['wins']}/{d['losses']}" if d else ""
-                lines.append(f"| {n} | {m} | {s['lr']:g} | {s['mean']:.3f} +- {_sd(s['sd'])} | {diff} | {wl} | {d['p_value']:.3f} |" if d else
-                             f"| {n} | {m} | {s['lr']:g} | {s['mean']:.3f} +- {_sd(s['sd'])} | reference | | |")
+        lines += [f"\n**{kind} learning rate** ({_setting_title(kind, results)})\n",
+                  f"| n | method | lr | {results['metric']} (mean +- sd) | minus {results['reference']} (mean +- sd) "
+                  "| wins/losses | p |", "|---|---|---|---|---|---|---|"]
+        lines += [_table_row(n, m, s) for n, entry in by_n.items() for m, s in entry["methods"].items()]
     return "\n".join(lines)
 
+# %% ../nbs/07_experiments.ipynb #2b44392a
 def plot_comparison(results: dict, path=None):
     "Per-seed metrics (lines join a seed's methods) and paired differences, one panel per (lr setting, n)."
     import matplotlib.pyplot as plt
@@ -179,29 +230,45 @@ def plot_comparison(results: dict, path=None):
         ax.plot(range(len(methods)), values, color="0.75", lw=0.8, zorder=1)
         for i, m in enumerate(methods):
             ax.scatter([i] * values.shape[1], values[i], s=12, zorder=2)
-            ax.errorbar(i + 0.15, values[i].mean(), yerr=values[i].std(ddof=1) if values.shape[1] > 1 else 0, fmt="k_", capsize=3, zorder=3)
-        ax.set_xticks(range(len(methods)), [m.replace("deep_lora", "DL").replace("_", " ") for m in methods], rotation=20, fontsize=8)
+            spread = values[i].std(ddof=1) if values.shape[1] > 1 else 0
+            ax.errorbar(i + 0.15, values[i].mean(), yerr=spread, fmt="k_", capsize=3, zorder=3)
+        labels = [m.replace("deep_lora", "DL").replace("_", " ") for m in methods]
+        ax.set_xticks(range(len(methods)), labels, rotation=20, fontsize=8)
         ax.set_title(f"{kind} lr, n={n}", fontsize=9)
     axes[0][0].set_ylabel(results["metric"])
     fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=80)
     return fig
 
+# %% ../nbs/07_experiments.ipynb #2f45c0f9
+_REPORT = """# Few-shot comparison
+
+{setup}.
+
+Tuned learning rates (grid {grid}): {tuned}.
+{table}
+
+Training time: {timing} ({threads} threads); total {seconds:.0f} s.
+
+![comparison](comparison.png)
+"""
+
+def _report_setup(results: dict) -> str:
+    base = results["config"]["base"]
+    head = "trained at lr " + format(base["head_lr"], "g") if base["train_head"] else "frozen (paper)"
+    return (f"task {results['task']}; model {base['model'] or 'all-MiniLM-L6-v2 (offline)'}; rank {base['rank']}, "
+            f"{base['steps']} steps, batch {base['batch_size']}, max length {base['max_length']}, head {head}, "
+            f"AdamW eps {base['adam_eps']}; {results['config']['seeds']} paired seeds; "
+            f"evaluation on {base['eval_size'] or 'all'} validation examples")
+
 def write_report(results: dict, out_dir) -> Path:
     "Write report.md (setup, table, timings), then comparison.png, into out_dir; return the report's path."
     import matplotlib.pyplot as plt
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    base = results["config"]["base"]
-    setup = (f"task {results['task']}; model {base['model'] or 'all-MiniLM-L6-v2 (offline)'}; rank {base['rank']}, "
-             f"{base['steps']} steps, batch {base['batch_size']}, max length {base['max_length']}, "
-             f"head {'trained at lr ' + format(base['head_lr'], 'g') if base['train_head'] else 'frozen (paper)'}, "
-             f"AdamW eps {base['adam_eps']}; {results['config']['seeds']} paired seeds; "
-             f"evaluation on {base['eval_size'] or 'all'} validation examples")
-    tuned = ", ".join(f"{m} {lr:g}" for m, lr in results["tuned_lr"].items()) or "no grid"
-    timing = ", ".join(f"{m} {s:.2f} s/step" for m, s in results["seconds_per_step"].items())
-    text = (f"# Few-shot comparison\n\n{setup}.\n\nTuned learning rates (grid {results['config']['lr_grid'] or '-'}): {tuned}.\n"
-            f"{comparison_table(results)}\n\nTraining time: {timing} ({torch.get_num_threads()} threads); total {results['seconds']:.0f} s.\n\n"
-            "![comparison](comparison.png)\n")
+    text = _REPORT.format(setup=_report_setup(results), grid=results["config"]["lr_grid"] or "-",
+                          tuned=", ".join(f"{m} {lr:g}" for m, lr in results["tuned_lr"].items()) or "no grid",
+                          table=comparison_table(results), threads=torch.get_num_threads(), seconds=results["seconds"],
+                          timing=", ".join(f"{m} {s:.2f} s/step" for m, s in results["seconds_per_step"].items()))
     (out / "report.md").write_text(text)
     fig = plot_comparison(results, out / "comparison.png"); plt.close(fig)
     return out / "report.md"
@@ -216,7 +283,7 @@ def main(argv=None):
     return compare(argv)
 
 # %% ../nbs/07_experiments.ipynb #784ce347
-ARMS = {"paper": PAPER_ADAM_EPS, "remedy": "auto"}   # AdamW eps of the adapters: the paper's, or set from the init gradient
+ARMS = {"paper": PAPER_ADAM_EPS, "remedy": "auto"}   # AdamW eps of the adapters: the paper's, or from the init gradient
 EARLY_STEP = 20                                     # the paper's early-progress figure reads the metric here
 
 def protocol_run_id(config: FinetuneConfig, arm: str) -> str:
@@ -224,6 +291,7 @@ def protocol_run_id(config: FinetuneConfig, arm: str) -> str:
     return (f"{config.task}/n{config.n_train}/{config.method}/r{config.rank}/lr{config.lr:g}/{arm}/steps{config.steps}/"
             f"seed{config.seed}")
 
+# %% ../nbs/07_experiments.ipynb #bff9c34c
 def protocol_plan(steps: int = 200,            # training steps of every part but (f)
                   seeds: int = 10,             # paired seeds of (a), (b), (e)
                   few_seeds: int = 5,          # seeds of (c), (d), (f)
@@ -234,33 +302,41 @@ def protocol_plan(steps: int = 200,            # training steps of every part bu
                   rank_every: int = 10,        # record how many layers have left rank 0 every this many steps
                   probe_steps: int = 60,       # steps of the plateau probe (part p, run only when asked for)
                   parts: str = "abcdef") -> list[tuple[str, str, FinetuneConfig]]:
-    """The paper's protocol in the order it is run: [(part, run id, config)]. Frozen head, shared lr 1e-4, AdamW, batch 16,
-    max length 128 (longer examples dropped in training and evaluation); each run in both arms (`ARMS`), paired by seed."""
+    """The paper's protocol in the order it is run: [(part, run id, config)]. Frozen head, shared lr 1e-4, AdamW,
+    batch 16, max length 128 (longer examples dropped in training and evaluation); each run in both arms (`ARMS`)."""
     def base(task, **kw):
         return FinetuneConfig.paper(task=task, model=model, device=device, steps=steps, eval_size=eval_size,
                                     eval_steps=(EARLY_STEP,), record_ranks=True, rank_every=rank_every, **kw)
     def cells(part, task, n, methods, n_seeds, **kw):
         return [(part, arm, base(task, n_train=n, method=m, seed=s, adam_eps=eps, **kw))
                 for s in range(n_seeds) for arm, eps in ARMS.items() for m in methods]
+    deep = ("deep_lora", "deep_lora_narrow", "deep_lora_compressed")
     plan = dict(
         a=cells("a", "rotten_tomatoes", 16, ("lora", "deep_lora"), seeds),
         b=cells("b", "rotten_tomatoes", 64, ("lora", "deep_lora"), seeds),
-        c=[x for r in (8, 16, 32, 64) for x in cells("c", "rotten_tomatoes", 16, ("lora", "deep_lora_narrow"), few_seeds, rank=r)],
-        d=cells("d", "rotten_tomatoes", 16, ("deep_lora", "deep_lora_narrow", "deep_lora_compressed"), few_seeds)
+        c=[x for r in (8, 16, 32, 64)
+           for x in cells("c", "rotten_tomatoes", 16, ("lora", "deep_lora_narrow"), few_seeds, rank=r)],
+        d=cells("d", "rotten_tomatoes", 16, deep, few_seeds)
           + cells("d", "rotten_tomatoes", 16, ("deep_lora_compressed",), few_seeds, lr=COMPRESSED_LR),
         e=cells("e", "bbc_news", 16, ("lora", "deep_lora"), seeds),
         p=[(p, arm, replace(c, steps=probe_steps, rank_every=5)) for task in ("bbc_news", "rotten_tomatoes")
-           for p, arm, c in cells("p", task, 16, ("deep_lora", "deep_lora_narrow", "deep_lora_compressed") if task == "bbc_news"
-                                  else ("deep_lora_narrow", "deep_lora_compressed"), 1)][::-1],   # the remedy arm first
+           for p, arm, c in cells("p", task, 16, deep if task == "bbc_news" else deep[1:], 1)][::-1],  # remedy first
         f=[(p, arm, replace(c, steps=steps_256, eval_steps=(EARLY_STEP,) if EARLY_STEP <= steps_256 else ()))
-           for p, arm, c in cells("f", "rotten_tomatoes", 256, ("lora", "deep_lora", "deep_lora_compressed", "peft_lora"), few_seeds)],
+           for p, arm, c in cells("f", "rotten_tomatoes", 256, ("lora", "deep_lora", "deep_lora_compressed",
+                                                                 "peft_lora"), few_seeds)],
     )
     out, seen = [], set()
     for part in parts:
         for p, arm, config in plan[part]:
             run_id = protocol_run_id(config, arm)
-            if run_id not in seen: seen.add(run_id); out.append((p, run_id, config))   # a run shared by two parts runs once
+            if run_id not in seen: seen.add(run_id); out.append((p, run_id, config))   # a run shared by two parts: once
     return out
+
+# %% ../nbs/07_experiments.ipynb #4e4c43e1
+def markdown_table(header: list, rows: list) -> str:
+    "A markdown table from a header and rows of cells."
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
 
 # %% ../nbs/07_experiments.ipynb #7b06b81c
 def read_protocol_runs(path) -> dict:
@@ -272,6 +348,13 @@ def read_protocol_runs(path) -> dict:
             except json.JSONDecodeError: continue
             runs[record["run_id"]] = record
     return runs
+
+# %% ../nbs/07_experiments.ipynb #7af2cdec
+def _alive(pid: int) -> bool:
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
 
 def _claim(claims: Path, run_id: str) -> Path | None:
     "Take `run_id` for this process (a claim file holding its pid), or None when a live process holds it."
@@ -288,12 +371,6 @@ def _claim(claims: Path, run_id: str) -> Path | None:
             path.unlink(missing_ok=True)      # left by a process that died: take it over
     return None
 
-def _alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
-
 def _append_line(path: Path, record: dict) -> None:
     import fcntl
     with open(path, "a") as f:
@@ -301,10 +378,12 @@ def _append_line(path: Path, record: dict) -> None:
         f.write(json.dumps(record) + "\n"); f.flush(); os.fsync(f.fileno())
         fcntl.flock(f, fcntl.LOCK_UN)
 
+# %% ../nbs/07_experiments.ipynb #ed2aaac5
 def run_protocol(results_path,                 # JSON-lines file: one line per finished run, appended as it finishes
                  plan: list | None = None,     # `protocol_plan(...)`; None: its defaults
-                 progress: bool = False,
-                 max_runs: int | None = None) -> int:
+                 progress: bool = False,       # tqdm bars over each run's steps
+                 max_runs: int | None = None,  # stop after finishing this many runs; None: the whole plan
+                ) -> int:
     """Run the plan's runs that are neither in `results_path` nor held by another live process (several processes can
     share one file); restarting resumes. Returns how many runs this call finished."""
     results_path = Path(results_path)
@@ -323,7 +402,8 @@ def run_protocol(results_path,                 # JSON-lines file: one line per f
             if run_id in read_protocol_runs(results_path): continue   # finished by another process meanwhile
             if config.task not in tasks: tasks[config.task] = load_task(config.task)
             task = tasks[config.task]
-            if config.eval_size is not None and config.eval_size > len(task.validation): config = replace(config, eval_size=None)
+            if config.eval_size is not None and config.eval_size > len(task.validation):
+                config = replace(config, eval_size=None)
             result = finetune(config, task, progress=progress)
             arm = next(a for a, eps in ARMS.items() if eps == config.adam_eps)
             _append_line(results_path, dict(run_id=run_id, part=part, arm=arm, host=platform.node(), **result))
@@ -333,24 +413,33 @@ def run_protocol(results_path,                 # JSON-lines file: one line per f
 
 # %% ../nbs/07_experiments.ipynb #59a36fbe
 PAPER = {   # the paper's numbers (BERT-base; STS-B Pearson unless named), beside which ours are read
-    "fewshot": {16: (.529, .598), 64: (.735, .751), 256: (.814, .828)},               # (vanilla LoRA, full-width Deep LoRA)
+    "fewshot": {16: (.529, .598), 64: (.735, .751), 256: (.814, .828)},               # (vanilla LoRA, full Deep LoRA)
     "rank": {8: (.539, .635), 16: (.524, .652), 32: (.456, .660), 64: (.175, .667)},  # (vanilla LoRA, narrow Deep LoRA)
-    "progress": {"deep_lora": (.649, .694), "deep_lora_compressed": (.601, .680), "deep_lora_narrow": (0.0, .720)},  # (step 20, final)
+    "progress": {"deep_lora": (.649, .694), "deep_lora_compressed": (.601, .680),    # (step 20, final)
+                 "deep_lora_narrow": (0.0, .720)},
 }
-LABELS = {"lora": "LoRA", "peft_lora": "PEFT LoRA", "deep_lora": "Deep LoRA (full)", "deep_lora_narrow": "Deep LoRA (narrow)",
-          "deep_lora_compressed": "Deep LoRA (compressed)"}
+LABELS = {"lora": "LoRA", "peft_lora": "PEFT LoRA", "deep_lora": "Deep LoRA (full)",
+          "deep_lora_narrow": "Deep LoRA (narrow)", "deep_lora_compressed": "Deep LoRA (compressed)"}
 
 def metric_at(record: dict, step: int | None = None) -> float | None:
     "A run's metric after `step` (None: after the last step); None when it was not evaluated there."
     if step is None: return record["metric"]
     return next((v for s, v in record["history"] if s == step), None)
 
-def select(runs, arm: str | None = None, parts_excluded=("p",), **where) -> dict:
-    "{seed: record} of the runs in `arm` whose config matches every `where` (e.g. task=..., n_train=16, method=...); probe runs left out."
-    return {r["config"]["seed"]: r for r in runs if (arm is None or r["arm"] == arm) and r.get("part") not in parts_excluded
+def select(runs,                      # protocol records (`read_protocol_runs`'s values)
+           arm: str | None = None,    # one of ARMS; None: both
+           parts_excluded=("p",),     # parts left out: the plateau probe, by default
+           **where) -> dict:
+    "{seed: record} of the runs in `arm` whose config matches every `where` (task=..., n_train=16, ...); no probe runs."
+    return {r["config"]["seed"]: r for r in runs
+            if (arm is None or r["arm"] == arm) and r.get("part") not in parts_excluded
             and all(r["config"][k] == v for k, v in where.items())}
 
-def paired(reference: dict, other: dict, step: int | None = None) -> dict | None:
+# %% ../nbs/07_experiments.ipynb #d86f2aea
+def paired(reference: dict,          # {seed: record} of the reference method (`select`)
+           other: dict,              # {seed: record} of the other method
+           step: int | None = None,  # compare the metrics after this step; None: after the last
+          ) -> dict | None:
     "`paired_difference` of other - reference over the seeds both have; None with fewer than two."
     seeds = sorted(s for s in set(reference) & set(other)
                    if metric_at(reference[s], step) is not None and metric_at(other[s], step) is not None)
@@ -358,16 +447,21 @@ def paired(reference: dict, other: dict, step: int | None = None) -> dict | None
     a, b = [metric_at(reference[s], step) for s in seeds], [metric_at(other[s], step) for s in seeds]
     return dict(paired_difference(a, b), reference_mean=float(np.mean(a)), other_mean=float(np.mean(b)), seeds=seeds)
 
-def verdict(d: dict | None, reference: str, other: str, alpha: float = 0.05) -> str:
+def verdict(d: dict | None,          # a `paired` difference, or None
+            reference: str,          # the method d is measured against
+            other: str,              # the method d measures
+            alpha: float = 0.05,     # significance level of the sign-flip test
+           ) -> str:
     "Which method the paired runs favour: significant at `alpha` (sign-flip test), or no detectable difference."
     if d is None: return "fewer than 2 paired seeds so far"
     if d["p_value"] >= alpha: return f"no significant difference ({d['n']} seeds)"
     return f"{LABELS[other] if d['mean'] > 0 else LABELS[reference]} ahead (p = {d['p_value']:.3f})"
 
+# %% ../nbs/07_experiments.ipynb #a40a77d3
 def majority_rate(task: Task, eval_size: int | None) -> float:
     "Accuracy of always answering the most frequent class of the evaluation slice (the floor a classifier must beat)."
-    from deeplora_nb.finetune import evaluation_examples
-    labels = [e["label"] for e in evaluation_examples(task, eval_size if eval_size and eval_size <= len(task.validation) else None)]
+    size = eval_size if eval_size and eval_size <= len(task.validation) else None
+    labels = [e["label"] for e in evaluation_examples(task, size)]
     return float(np.bincount(labels).max() / len(labels))
 
 # %% ../nbs/07_experiments.ipynb #f1cd9151
@@ -378,25 +472,27 @@ def _diff_cells(d: dict | None) -> list:
     return [str(d["n"]), f"{d['reference_mean']:.3f} / {d['other_mean']:.3f}", f"{d['mean']:+.3f} +- {d['se']:.3f}",
             f"{d['wins']}/{d['losses']}", f"{d['p_value']:.3f}"]
 
-def markdown_table(header: list, rows: list) -> str:
-    "A markdown table from a header and rows of cells."
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(map(str, r)) + " |" for r in rows])
-
-def fewshot_rows(runs, tasks=("rotten_tomatoes", "bbc_news"), sizes=(16, 64, 256), other: str = "deep_lora") -> list:
+def fewshot_rows(runs,                                    # protocol records
+                 tasks=("rotten_tomatoes", "bbc_news"),
+                 sizes=(16, 64, 256),                     # few-shot sizes
+                 other: str = "deep_lora",                # the method set against vanilla LoRA
+                ) -> list:
     "Claim 1 (few-shot): per task, n and arm, full-width Deep LoRA minus vanilla LoRA, paired by seed."
     rows = []
     for task in tasks:
         for n in sizes:
             for arm in ARMS:
-                ref, oth = select(runs, arm, task=task, n_train=n, method="lora", rank=8), select(runs, arm, task=task, n_train=n, method=other, rank=8)
+                ref = select(runs, arm, task=task, n_train=n, method="lora", rank=8)
+                oth = select(runs, arm, task=task, n_train=n, method=other, rank=8)
                 if not ref and not oth: continue
-                d = paired(ref, oth)
-                paper = PAPER["fewshot"].get(n)
-                rows.append(dict(task=task, n=n, arm=arm, diff=d, verdict=verdict(d, "lora", other),
-                                 values={m: [r["metric"] for r in got.values()] for m, got in (("lora", ref), (other, oth))},
-                                 paper=f"{paper[0]:.3f} / {paper[1]:.3f} ({paper[1] - paper[0]:+.3f})" if paper else "-"))
+                d, paper = paired(ref, oth), PAPER["fewshot"].get(n)
+                values = {m: [r["metric"] for r in got.values()] for m, got in (("lora", ref), (other, oth))}
+                paper = f"{paper[0]:.3f} / {paper[1]:.3f} ({paper[1] - paper[0]:+.3f})" if paper else "-"
+                rows.append(dict(task=task, n=n, arm=arm, diff=d, verdict=verdict(d, "lora", other), values=values,
+                                 paper=paper))
     return rows
 
+# %% ../nbs/07_experiments.ipynb #1a865c17
 def rank_rows(runs, ranks=(8, 16, 32, 64)) -> list:
     "Claim 2 (rank robustness): per rank and arm, narrow Deep LoRA minus vanilla LoRA, n = 16, paired by seed."
     rows = []
@@ -410,13 +506,16 @@ def rank_rows(runs, ranks=(8, 16, 32, 64)) -> list:
                              paper=f"{PAPER['rank'][r][0]:.3f} / {PAPER['rank'][r][1]:.3f}"))
     return rows
 
+# %% ../nbs/07_experiments.ipynb #265eea18
+_PROGRESS_VARIANTS = [("deep_lora", 1e-4), ("deep_lora_narrow", 1e-4), ("deep_lora_compressed", 1e-4),
+                      ("deep_lora_compressed", COMPRESSED_LR)]
+
 def progress_rows(runs, step: int = EARLY_STEP) -> list:
-    "Claim 4 (early progress): per variant and arm, the metric at `step` and at the end (n = 16, rank 8), mean over seeds."
+    "Claim 4 (early progress): per method, lr and arm, the metric at `step` and at the end (n = 16, rank 8)."
     rows = []
-    variants = [("deep_lora", 1e-4), ("deep_lora_narrow", 1e-4), ("deep_lora_compressed", 1e-4), ("deep_lora_compressed", COMPRESSED_LR)]
     for arm in ARMS:
         narrow = select(runs, arm, task="rotten_tomatoes", n_train=16, method="deep_lora_narrow", rank=8, lr=1e-4)
-        for method, lr in variants:
+        for method, lr in _PROGRESS_VARIANTS:
             got = select(runs, arm, task="rotten_tomatoes", n_train=16, method=method, rank=8, lr=lr)
             if not got: continue
             early = [metric_at(r, step) for r in got.values() if metric_at(r, step) is not None]
@@ -424,28 +523,29 @@ def progress_rows(runs, step: int = EARLY_STEP) -> list:
             paper = PAPER["progress"][method]
             rows.append(dict(method=method, lr=lr, arm=arm, n=len(got), early=float(np.mean(early)) if early else None,
                              final=float(np.mean([r["metric"] for r in got.values()])), vs_narrow=vs_narrow,
-                             verdict=verdict(vs_narrow, "deep_lora_narrow", method) if method != "deep_lora_narrow" else "reference",
-                             paper=f"{paper[0]:.3f} / {paper[1]:.3f}"))
+                             verdict=verdict(vs_narrow, "deep_lora_narrow", method) if method != "deep_lora_narrow"
+                             else "reference", paper=f"{paper[0]:.3f} / {paper[1]:.3f}"))
     return rows
 
+# %% ../nbs/07_experiments.ipynb #e0364f01
 def escape_step(record: dict) -> int | None:
     "The first recorded step at which some adapted layer's update has left rank 0 (None: none did)."
     return next((s for s, moved in record.get("layers_moved", []) if moved > 0), None)
 
 def parsimony_rows(runs) -> list:
-    "Claim 3 (parsimony) and the plateau: per (task, n, method, rank, lr, arm, steps), layers at rank 0, the median rank of the others, escape steps."
+    "Claim 3 (parsimony), the plateau: per group of runs, layers at rank 0, the others' median rank, escape steps."
     groups = {}
     for r in runs:
         c = r["config"]
         if "update_ranks" not in r: continue
-        groups.setdefault((c["task"], c["n_train"], c["method"], c["rank"], c["lr"], r["arm"], c["steps"]), []).append(r)
+        key = (c["task"], c["n_train"], c["method"], c["rank"], c["lr"], r["arm"], c["steps"])
+        groups.setdefault(key, []).append(r)
     rows = []
     for (task, n, method, rank, lr, arm, steps), rs in sorted(groups.items(), key=lambda kv: str(kv[0])):
         ranks = [list(r["update_ranks"].values()) for r in rs]
         zero = [sum(v == 0 for v in rk) for rk in ranks]
         nonzero = [v for rk in ranks for v in rk if v > 0]
-        escapes = [escape_step(r) for r in rs]
-        moved = [e for e in escapes if e is not None]
+        moved = [e for e in (escape_step(r) for r in rs) if e is not None]
         rows.append(dict(task=task, n=n, method=method, rank=rank, lr=lr, arm=arm, runs=len(rs), layers=len(ranks[0]),
                          rank_zero=float(np.mean(zero)), median_rank=float(np.median(nonzero)) if nonzero else 0.0,
                          escaped=len(moved), escape_median=float(np.median(moved)) if moved else None, steps=steps))
@@ -454,26 +554,34 @@ def parsimony_rows(runs) -> list:
 # %% ../nbs/07_experiments.ipynb #e448959a
 def _effect(d: dict | None, reference: str, other: str) -> str:
     if d is None: return "fewer than 2 paired seeds so far"
-    return f"{verdict(d, reference, other)}, {LABELS[other]} minus {LABELS[reference]} {d['mean']:+.3f} +- {d['se']:.3f}"
+    difference = f"{LABELS[other]} minus {LABELS[reference]} {d['mean']:+.3f} +- {d['se']:.3f}"
+    return f"{verdict(d, reference, other)}, {difference}"
 
+def _fewshot_line(r: dict) -> str:
+    paper = f"; the paper's gain on STS-B: {r['paper'].split('(')[-1].rstrip(')')}" if r["paper"] != "-" else ""
+    means = [f"{LABELS[m]} {np.mean(v):.3f} over {len(v)} run{'s' * (len(v) != 1)}"
+             for m, v in r["values"].items() if v]
+    so_far = "" if r["diff"] else " (" + ", ".join(means) + ")"
+    effect = _effect(r["diff"], "lora", "deep_lora")
+    return f"Few-shot, {r['task']}, n = {r['n']}, {r['arm']} arm: {effect}{so_far}{paper}."
+
+def _progress_line(r: dict) -> str:
+    return (f"Early progress, {LABELS[r['method']]} at lr {r['lr']:g}, {r['arm']} arm: step 20 {_fmt(r['early'])}, "
+            f"final {_fmt(r['final'])}; against the narrow adapter at step 20: "
+            f"{_effect(r['vs_narrow'], 'deep_lora_narrow', r['method'])}.")
+
+def _updates_line(r: dict) -> str:
+    escape = (f"some layer left rank 0 in {r['escaped']} of {r['runs']} runs (median step {r['escape_median']:.0f})"
+              if r["escaped"] else f"no layer left rank 0 within {r['steps']} steps in any of the {r['runs']} runs")
+    return (f"Updates, {r['task']}, n = {r['n']}, {LABELS[r['method']]} (rank {r['rank']}, lr {r['lr']:g}), "
+            f"{r['arm']} arm: {r['rank_zero']:.1f} of {r['layers']} layers at rank 0, the others of median rank "
+            f"{r['median_rank']:g}; {escape}.")
+
+# %% ../nbs/07_experiments.ipynb #fab68506
 def summary_lines(runs) -> list[str]:
-    "The reading of the saved runs, one sentence per finished comparison, worded from the numbers (whichever way they fall)."
-    lines = []
-    for r in fewshot_rows(runs):
-        paper = f"; the paper's gain on STS-B: {r['paper'].split('(')[-1].rstrip(')')}" if r["paper"] != "-" else ""
-        so_far = "" if r["diff"] else " (" + ", ".join(f"{LABELS[m]} {np.mean(v):.3f} over {len(v)} run{'s' * (len(v) != 1)}"
-                                                       for m, v in r["values"].items() if v) + ")"
-        lines.append(f"Few-shot, {r['task']}, n = {r['n']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora')}{so_far}{paper}.")
-    for r in rank_rows(runs):
-        lines.append(f"Rank {r['rank']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora_narrow')}.")
-    for r in progress_rows(runs):
-        if r["method"] == "deep_lora_narrow": continue
-        lines.append(f"Early progress, {LABELS[r['method']]} at lr {r['lr']:g}, {r['arm']} arm: step 20 {_fmt(r['early'])}, final {_fmt(r['final'])}; "
-                     f"against the narrow adapter at step 20: {_effect(r['vs_narrow'], 'deep_lora_narrow', r['method'])}.")
-    for r in parsimony_rows(runs):
-        if r["method"] == "peft_lora": continue
-        escape = (f"some layer left rank 0 in {r['escaped']} of {r['runs']} runs (median step {r['escape_median']:.0f})" if r["escaped"]
-                  else f"no layer left rank 0 within {r['steps']} steps in any of the {r['runs']} runs")
-        lines.append(f"Updates, {r['task']}, n = {r['n']}, {LABELS[r['method']]} (rank {r['rank']}, lr {r['lr']:g}), {r['arm']} arm: "
-                     f"{r['rank_zero']:.1f} of {r['layers']} layers at rank 0, the others of median rank {r['median_rank']:g}; {escape}.")
-    return lines
+    "The reading of the saved runs, one sentence per comparison, worded from the numbers (whichever way they fall)."
+    return ([_fewshot_line(r) for r in fewshot_rows(runs)]
+            + [f"Rank {r['rank']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora_narrow')}."
+               for r in rank_rows(runs)]
+            + [_progress_line(r) for r in progress_rows(runs) if r["method"] != "deep_lora_narrow"]
+            + [_updates_line(r) for r in parsimony_rows(runs) if r["method"] != "peft_lora"])

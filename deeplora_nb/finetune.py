@@ -4,15 +4,17 @@
 
 # %% ../nbs/05_finetune.ipynb #65ea68e5
 from __future__ import annotations
-import argparse, copy, gzip, importlib.resources, json, math, os, re, subprocess, sys, tempfile, time
-from dataclasses import dataclass, field, asdict, fields, replace
+import copy, gzip, importlib.resources, json, math, os, re, subprocess, sys, tempfile, time, warnings
+from dataclasses import InitVar, dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn, Tensor
 from tqdm.auto import tqdm
-from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora, deep_lora_param_groups, deep_lora_modules,
-                                 find_target_modules, save_deep_lora, load_deep_lora, update_ranks, _is_number)
+from .factorization import is_integer, is_finite_number, check_int, check_positive
+from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora,
+                                 deep_lora_param_groups, deep_lora_modules, find_target_modules, save_deep_lora,
+                                 load_deep_lora, update_ranks)
 
 # %% auto #0
 __all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'DEFAULT_LR',
@@ -20,7 +22,7 @@ __all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'PAPER_ADAM_EPS'
            'matthews_corrcoef', 'pearson', 'compute_metric', 'default_model_path', 'head_names', 'init_head',
            'load_model', 'tiny_bert', 'encode', 'collate', 'few_shot_indices', 'batch_schedule', 'evaluation_examples',
            'predict', 'evaluate', 'FinetuneConfig', 'adapter_config', 'adapted_layers', 'split_head_group',
-           'init_gradient_scale', 'adam_eps_from_gradient', 'attach_method', 'finetune', 'load_finetuned', 'ddp_worker',
+           'adam_eps_from_gradient', 'init_gradient_scale', 'attach_method', 'finetune', 'load_finetuned', 'ddp_worker',
            'check_ddp']
 
 # %% ../nbs/05_finetune.ipynb #416edd2a
@@ -38,13 +40,13 @@ def offline_manifest() -> dict:
 # %% ../nbs/05_finetune.ipynb #35e433a0
 @dataclass
 class Task:
-    "A text classification task (regression when num_labels = 1); examples are dicts with 'text', optional 'text_pair', 'label'."
+    "A text classification task (regression when num_labels = 1); examples: dicts with 'text', 'text_pair'?, 'label'."
     name: str
-    train: list
-    validation: list
-    metric: str
-    num_labels: int
-    label_names: list | None = None
+    train: list                        # training examples
+    validation: list                   # validation examples
+    metric: str                        # one of METRICS
+    num_labels: int                    # classes; 1: regression
+    label_names: list | None = None    # class names, in label-id order
 
     def __post_init__(self):
         if self.metric not in METRICS: raise ValueError(f"unknown metric {self.metric!r}; choose one of {METRICS}")
@@ -56,25 +58,32 @@ class Task:
 
     def __repr__(self):
         kind = "regression" if self.is_regression else f"{self.num_labels} classes"
-        return f"Task({self.name!r}: {len(self.train)} train / {len(self.validation)} validation, {kind}, metric={self.metric})"
+        return (f"Task({self.name!r}: {len(self.train)} train / {len(self.validation)} validation, {kind}, "
+                f"metric={self.metric})")
 
+# %% ../nbs/05_finetune.ipynb #dfa10983
 def _offline_task(name: str) -> Task:
     info = offline_manifest()["tasks"][name]
     with gzip.open(data_dir() / info["file"], "rt", encoding="utf-8") as f: rows = [json.loads(line) for line in f]
-    splits = {s: [dict(text=r["text"], label=r["label"]) for r in rows if r["split"] == s] for s in ("train", "validation")}
+    splits = {s: [dict(text=r["text"], label=r["label"]) for r in rows if r["split"] == s]
+              for s in ("train", "validation")}
     return Task(name, splits["train"], splits["validation"], info["metric"], info["num_labels"], info["label_names"])
 
 # %% ../nbs/05_finetune.ipynb #c70ac521
 GLUE_TASKS = {  # text column, pair column, metric, num_labels, validation split
-    "cola": ("sentence", None, "matthews", 2, "validation"), "sst2": ("sentence", None, "accuracy", 2, "validation"),
-    "mrpc": ("sentence1", "sentence2", "accuracy", 2, "validation"), "qqp": ("question1", "question2", "accuracy", 2, "validation"),
-    "stsb": ("sentence1", "sentence2", "pearson", 1, "validation"), "mnli": ("premise", "hypothesis", "accuracy", 3, "validation_matched"),
-    "qnli": ("question", "sentence", "accuracy", 2, "validation"), "rte": ("sentence1", "sentence2", "accuracy", 2, "validation"),
+    "cola": ("sentence", None, "matthews", 2, "validation"),
+    "sst2": ("sentence", None, "accuracy", 2, "validation"),
+    "mrpc": ("sentence1", "sentence2", "accuracy", 2, "validation"),
+    "qqp": ("question1", "question2", "accuracy", 2, "validation"),
+    "stsb": ("sentence1", "sentence2", "pearson", 1, "validation"),
+    "mnli": ("premise", "hypothesis", "accuracy", 3, "validation_matched"),
+    "qnli": ("question", "sentence", "accuracy", 2, "validation"),
+    "rte": ("sentence1", "sentence2", "accuracy", 2, "validation"),
     "wnli": ("sentence1", "sentence2", "accuracy", 2, "validation"),
 }
 
 def parse_dataset_name(name: str) -> tuple[str, str | None]:
-    "Split a `datasets` name into (path, config): 'glue/stsb' and 'nyu-mll/glue/stsb' name GLUE's stsb config; 'owner/name:config'."
+    "A `datasets` name as (path, config): 'glue/stsb' and 'nyu-mll/glue/stsb' name GLUE's stsb; 'owner/name:config'."
     if ":" in name and not re.match(r"^[A-Za-z]:[\\/]", name):
         path, config = name.rsplit(":", 1)
         return path, config or None
@@ -87,25 +96,60 @@ _LOCAL_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "jso
 _COMPRESSION = (".gz", ".bz2", ".xz", ".zst")
 
 def _local_builder(path: Path) -> tuple[str, dict]:
+    "The `datasets` builder of a local file and its keyword arguments, from the file's (uncompressed) suffix."
     suffixes = [s.lower() for s in path.suffixes if s.lower() not in _COMPRESSION]
     ext = suffixes[-1] if suffixes else ""
-    if ext not in _LOCAL_BUILDERS: raise ValueError(f"cannot read {path}: expected a .csv, .tsv, .json or .jsonl file (optionally compressed)")
+    if ext not in _LOCAL_BUILDERS:
+        raise ValueError(f"cannot read {path}: expected a .csv, .tsv, .json or .jsonl file (optionally compressed)")
     return _LOCAL_BUILDERS[ext], (dict(delimiter="\t") if ext == ".tsv" else {})
 
 def _check_utf8(path: Path) -> None:
-    "Name the file and line of the first byte sequence that is not UTF-8 (uncompressed files; compressed ones are checked on reading)."
+    "Name the file and line of the first byte sequence that is not UTF-8 (compressed files are checked on reading)."
     if path.suffix.lower() in _COMPRESSION: return
     with open(path, "rb") as f:
         for number, line in enumerate(f, 1):
             try: line.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise ValueError(f"{path}, line {number}: not UTF-8 text (byte {line[e.start]:#04x} at column {e.start + 1}); "
-                                 "re-save the file as UTF-8") from None
+                raise ValueError(f"{path}, line {number}: not UTF-8 text (byte {line[e.start]:#04x} at column "
+                                 f"{e.start + 1}); re-save the file as UTF-8") from None
 
+# %% ../nbs/05_finetune.ipynb #33654f77
+def _checked_ids(train_ids, val_ids, num_labels: int, names):
+    "Classification ids must give at least two training classes, and no validation class unseen in training."
+    name = lambda i: names[i] if names else i
+    present = sorted(set(train_ids))
+    if len(present) < 2:
+        raise ValueError(f"the training data has a single class ({name(present[0])!r}): a classifier needs at least "
+                         "two; pass regression=True for a real-valued target")
+    unseen = sorted(set(val_ids) - set(train_ids))
+    if unseen: raise ValueError(f"validation labels {[name(i) for i in unseen][:5]} never occur in the training data")
+    return train_ids, val_ids, num_labels, names
+
+# %% ../nbs/05_finetune.ipynb #96f9901f
+def _integer_ids(train_labels, val_labels, label_names):
+    "Integer class labels as ids 0..K-1: as given (with `label_names`, or already 0-based), else in sorted order."
+    train_ids, val_ids = [int(y) for y in train_labels], [int(y) for y in val_labels]
+    if label_names:
+        out_of_range = sorted({y for y in train_ids + val_ids if not 0 <= y < len(label_names)})
+        if out_of_range:
+            raise ValueError(f"label ids {out_of_range[:5]} are outside 0..{len(label_names) - 1} "
+                             f"(names {list(label_names)})")
+        return _checked_ids(train_ids, val_ids, len(label_names), list(label_names))
+    values = sorted(set(train_ids))
+    if values[0] >= 0: return _checked_ids(train_ids, val_ids, max(values) + 1, None)   # ids 0 .. K-1 already
+    index = {v: i for i, v in enumerate(values)}   # e.g. -1 / +1: the classes in sorted order, named by their values
+    unseen = sorted({y for y in val_ids if y not in index})
+    if unseen:
+        raise ValueError(f"validation labels {unseen[:5]} never occur in the training data (its classes: {values})")
+    names = [str(v) for v in values]
+    return _checked_ids([index[y] for y in train_ids], [index[y] for y in val_ids], len(values), names)
+
+# %% ../nbs/05_finetune.ipynb #21ec34e5
 def _label_ids(train_labels, val_labels, regression: bool, label_names):
     "Map raw labels to ints (classification) or floats (regression): (train, validation, num_labels, names)."
     everything = [*train_labels, *val_labels]
-    if sum(y is None for y in everything): raise ValueError(f"{sum(y is None for y in everything)} examples have no label")
+    missing = sum(y is None for y in everything)
+    if missing: raise ValueError(f"{missing} examples have no label")
     if regression:
         bad = sorted({repr(y) for y in everything if isinstance(y, str) or not math.isfinite(float(y))})
         if bad: raise ValueError(f"regression labels must be finite numbers, got {bad[:5]}")
@@ -119,103 +163,105 @@ def _label_ids(train_labels, val_labels, regression: bool, label_names):
     bad = sorted({y for y in everything if isinstance(y, str) or float(y) != int(y)}, key=str)
     if bad: raise ValueError(f"classification labels must be all strings or all integers, got {bad[:5]}; "
                              "pass regression=True for a real-valued target")
-    train_ids, val_ids = [int(y) for y in train_labels], [int(y) for y in val_labels]
-    if label_names:
-        out_of_range = sorted({y for y in train_ids + val_ids if not 0 <= y < len(label_names)})
-        if out_of_range: raise ValueError(f"label ids {out_of_range[:5]} are outside 0..{len(label_names) - 1} (names {list(label_names)})")
-        return _checked_ids(train_ids, val_ids, len(label_names), list(label_names))
-    values = sorted(set(train_ids))
-    if values[0] >= 0: return _checked_ids(train_ids, val_ids, max(values) + 1, None)   # ids 0 .. K-1 already
-    names = [str(v) for v in values]            # e.g. -1 / +1: the classes in sorted order, named by their values
-    index = {v: i for i, v in enumerate(values)}
-    unseen = sorted({y for y in val_ids if y not in index})
-    if unseen: raise ValueError(f"validation labels {unseen[:5]} never occur in the training data (its classes: {values})")
-    return _checked_ids([index[y] for y in train_ids], [index[y] for y in val_ids], len(names), names)
+    return _integer_ids(train_labels, val_labels, label_names)
 
-def _checked_ids(train_ids, val_ids, num_labels: int, names):
-    "Classification ids must give at least two training classes, and no validation class unseen in training."
-    name = lambda i: names[i] if names else i
-    present = sorted(set(train_ids))
-    if len(present) < 2:
-        raise ValueError(f"the training data has a single class ({name(present[0])!r}): a classifier needs at least two; "
-                         "pass regression=True for a real-valued target")
-    unseen = sorted(set(val_ids) - set(train_ids))
-    if unseen: raise ValueError(f"validation labels {[name(i) for i in unseen][:5]} never occur in the training data")
-    return train_ids, val_ids, num_labels, names
-
+# %% ../nbs/05_finetune.ipynb #6766cc7b
 def _check_texts(name: str, split_name: str, split, columns) -> None:
     "Every text must be a non-empty string: name the first row that is not."
     for col in columns:
         for i, t in enumerate(split[col]):
             if not isinstance(t, str) or not t.strip():
-                raise ValueError(f"{name}: row {i} (counting from 0) of the {split_name} split has {'no' if t is None else 'an empty'} text "
+                what = "no" if t is None else "an empty"
+                raise ValueError(f"{name}: row {i} (counting from 0) of the {split_name} split has {what} text "
                                  f"in column {col!r} ({t!r}); remove or fill it")
 
-def _task_from_splits(name, train, validation, text_column, text_pair_column, label_column, metric, regression, label_names=None) -> Task:
-    "A Task from two `datasets.Dataset` splits, checking columns, texts, labels and emptiness."
-    for split_name, split in (("train", train), ("validation", validation)):
+def _check_columns(name: str, splits: dict, columns: dict) -> None:
+    "Every split is non-empty and has every named column ({role: column}; None: not used)."
+    for split_name, split in splits.items():
         if len(split) == 0: raise ValueError(f"{name}: the {split_name} split is empty")
-        for role, col in (("text", text_column), ("text pair", text_pair_column), ("label", label_column)):
+        for role, col in columns.items():
             if col is not None and col not in split.column_names:
-                raise ValueError(f"{name}: {role} column {col!r} not found in the {split_name} split; its columns are {split.column_names}")
-    feature = train.features.get(label_column)
-    if label_names is None and getattr(feature, "names", None):
-        label_names = list(feature.names)   # a `datasets` ClassLabel, which marks unlabelled rows (GLUE's test splits) with -1
+                raise ValueError(f"{name}: {role} column {col!r} not found in the {split_name} split; "
+                                 f"its columns are {split.column_names}")
+
+# %% ../nbs/05_finetune.ipynb #3ce321a7
+def _task_from_splits(name, train, validation, text_column, text_pair_column, label_column, metric, regression,
+                      label_names=None) -> Task:
+    "A Task from two `datasets.Dataset` splits, checking columns, texts, labels and emptiness."
+    _check_columns(name, dict(train=train, validation=validation),
+                   {"text": text_column, "text pair": text_pair_column, "label": label_column})
+    if label_names is None and getattr(train.features.get(label_column), "names", None):
+        # a `datasets` ClassLabel, which marks unlabelled rows (GLUE's test splits) with -1
+        label_names = list(train.features[label_column].names)
         train, validation = (s.filter(lambda y: y != -1, input_columns=label_column) for s in (train, validation))
         for split_name, split in (("train", train), ("validation", validation)):
             if len(split) == 0: raise ValueError(f"{name}: the {split_name} split has no labelled rows")
     columns = [c for c in (text_column, text_pair_column) if c is not None]
     _check_texts(name, "train", train, columns); _check_texts(name, "validation", validation, columns)
     if regression is None:
-        regression = metric == "pearson" or (label_names is None and any(isinstance(y, float) and not y.is_integer() for y in train[label_column]))
+        regression = metric == "pearson" or (label_names is None and any(
+            isinstance(y, float) and not y.is_integer() for y in train[label_column]))
     ytr, yva, num_labels, names = _label_ids(train[label_column], validation[label_column], regression, label_names)
     def examples(split, ys):
         texts, pairs = split[text_column], split[text_pair_column] if text_pair_column else None
-        return [dict(text=t, label=y) if pairs is None else dict(text=t, text_pair=pairs[i], label=y) for i, (t, y) in enumerate(zip(texts, ys))]
-    return Task(name, examples(train, ytr), examples(validation, yva), metric or ("pearson" if regression else "accuracy"), num_labels, names)
+        return [dict(text=t, label=y) if pairs is None else dict(text=t, text_pair=pairs[i], label=y)
+                for i, (t, y) in enumerate(zip(texts, ys))]
+    metric = metric or ("pearson" if regression else "accuracy")
+    return Task(name, examples(train, ytr), examples(validation, yva), metric, num_labels, names)
 
+# %% ../nbs/05_finetune.ipynb #bb86eff2
 def _split_off_validation(ds, fraction: float, seed: int):
     parts = ds.train_test_split(test_size=fraction, seed=seed)
     return parts["train"], parts["test"]
 
-def load_task(name: str, *, text_column: str | None = None, text_pair_column: str | None = None, label_column: str = "label",
-              validation_file: str | None = None, validation_fraction: float = 0.2, split_seed: int = 0,
-              metric: str | None = None, regression: bool | None = None) -> Task:
-    """An offline task ('rotten_tomatoes', 'bbc_news'), a local CSV/TSV/JSON(L) file, or a `datasets` name ('glue/stsb',
-    'owner/name', 'owner/name:config'). Without a validation split, `validation_fraction` of train is held out by `split_seed`."""
-    if name in OFFLINE_TASKS: return _offline_task(name)
+def _read_local(path: Path, validation_file: str | None):
+    "A local file (and an optional validation file) as a `datasets.DatasetDict`, with the reason when it cannot be."
     import datasets
-    path = Path(name).expanduser()
-    if path.is_file():
-        builder, kwargs = _local_builder(path)
-        files = {"train": str(path)}
-        if validation_file is not None:
-            if not Path(validation_file).is_file(): raise ValueError(f"validation file {validation_file} does not exist")
-            files["validation"] = str(validation_file)
-        if path.stat().st_size == 0: raise ValueError(f"{path} is empty")
-        for file in files.values(): _check_utf8(Path(file))
-        try: ds = datasets.load_dataset(builder, data_files=files, **kwargs)
-        except UnicodeDecodeError as e: raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8") from e
-        except Exception as e:
-            reason = str(e.__cause__ or e)
-            raise ValueError(f"{path} holds no examples" if "corresponds to no data" in reason else f"could not read {path}: {reason}") from e
-        train = ds["train"]
-        if len(train) == 0: raise ValueError(f"{path} holds no examples")
-        if label_column not in train.column_names:
-            raise ValueError(f"label column {label_column!r} not found in {path}; its columns are {train.column_names}")
-        columns = [c for c in (text_column or "text", text_pair_column) if c is not None and c in train.column_names]
-        _check_texts(path.name, "train", train, columns)           # rows numbered as in the file, before any split
-        if "validation" in ds: _check_texts(Path(validation_file).name, "validation", ds["validation"], columns)
-        train, validation = (train, ds["validation"]) if "validation" in ds else _split_off_validation(train, validation_fraction, split_seed)
-        return _task_from_splits(path.name, train, validation, text_column or "text", text_pair_column, label_column, metric, regression)
-    if any(s.lower() in _LOCAL_BUILDERS or s.lower() in _COMPRESSION for s in path.suffixes[-2:]):
-        raise ValueError(f"unknown task {name!r}: no such file")
+    builder, kwargs = _local_builder(path)
+    files = {"train": str(path)}
+    if validation_file is not None:
+        if not Path(validation_file).is_file(): raise ValueError(f"validation file {validation_file} does not exist")
+        files["validation"] = str(validation_file)
+    if path.stat().st_size == 0: raise ValueError(f"{path} is empty")
+    for file in files.values(): _check_utf8(Path(file))
+    try: ds = datasets.load_dataset(builder, data_files=files, **kwargs)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8") from e
+    except Exception as e:
+        reason = str(e.__cause__ or e)
+        raise ValueError(f"{path} holds no examples" if "corresponds to no data" in reason
+                         else f"could not read {path}: {reason}") from e
+    if len(ds["train"]) == 0: raise ValueError(f"{path} holds no examples")
+    return ds
+
+# %% ../nbs/05_finetune.ipynb #fcdb5f44
+def _local_task(path: Path, text_column, text_pair_column, label_column, validation_file, validation_fraction,
+                split_seed, metric, regression) -> Task:
+    "A Task from a local CSV/TSV/JSON(L) file; without `validation_file`, a seeded fraction of it is held out."
+    ds = _read_local(path, validation_file)
+    train = ds["train"]
+    if label_column not in train.column_names:
+        raise ValueError(f"label column {label_column!r} not found in {path}; its columns are {train.column_names}")
+    columns = [c for c in (text_column or "text", text_pair_column) if c is not None and c in train.column_names]
+    _check_texts(path.name, "train", train, columns)           # rows numbered as in the file, before any split
+    if "validation" in ds:
+        _check_texts(Path(validation_file).name, "validation", ds["validation"], columns)
+        validation = ds["validation"]
+    else: train, validation = _split_off_validation(train, validation_fraction, split_seed)
+    return _task_from_splits(path.name, train, validation, text_column or "text", text_pair_column, label_column,
+                             metric, regression)
+
+# %% ../nbs/05_finetune.ipynb #741ebd9a
+def _hub_task(name: str, text_column, text_pair_column, label_column, validation_fraction, split_seed, metric,
+              regression) -> Task:
+    "A Task from a `datasets` name; GLUE configs bring their columns, metric and validation split."
+    import datasets
     ds_path, config = parse_dataset_name(name)
     try: ds = datasets.load_dataset(ds_path, config)
     except Exception as e:
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        raise ValueError(f"unknown task {name!r}: not an offline task {OFFLINE_TASKS}, not a local file, and `datasets` "
-                         f"could not load it ({type(e).__name__}: {reason})") from e
+        raise ValueError(f"unknown task {name!r}: not an offline task {OFFLINE_TASKS}, not a local file, and "
+                         f"`datasets` could not load it ({type(e).__name__}: {reason})") from e
     glue = GLUE_TASKS.get(config) if Path(ds_path).name == "glue" else None
     if glue:
         text_column, text_pair_column = text_column or glue[0], text_pair_column or glue[1]
@@ -223,11 +269,40 @@ def load_task(name: str, *, text_column: str | None = None, text_pair_column: st
         if regression is None: regression = glue[3] == 1
     if "train" not in ds: raise ValueError(f"{name}: no 'train' split (splits: {list(ds)})")
     val_split = glue[4] if glue else next((s for s in ("validation", "validation_matched", "test") if s in ds), None)
-    train, validation = (ds["train"], ds[val_split]) if val_split else _split_off_validation(ds["train"], validation_fraction, split_seed)
-    return _task_from_splits(name, train, validation, text_column or "text", text_pair_column, label_column, metric, regression)
+    if val_split: train, validation = ds["train"], ds[val_split]
+    else: train, validation = _split_off_validation(ds["train"], validation_fraction, split_seed)
+    return _task_from_splits(name, train, validation, text_column or "text", text_pair_column, label_column, metric,
+                             regression)
+
+# %% ../nbs/05_finetune.ipynb #95e8f7bc
+def load_task(name: str,                          # an offline task, a local file, or a `datasets` name
+              *,
+              text_column: str | None = None,     # None: 'text', or a GLUE task's own column
+              text_pair_column: str | None = None,  # the second text of sentence-pair tasks
+              label_column: str = "label",
+              validation_file: str | None = None,   # a local file's validation split, in a file of its own
+              validation_fraction: float = 0.2,   # held out of train when there is no validation split
+              split_seed: int = 0,                # seed of that hold-out
+              metric: str | None = None,          # one of METRICS; None: from the task (GLUE) or the labels
+              regression: bool | None = None,     # None: decided from the metric or the labels
+             ) -> Task:
+    """An offline task ('rotten_tomatoes', 'bbc_news'), a local CSV/TSV/JSON(L) file, or a `datasets` name
+    ('glue/stsb', 'owner/name', 'owner/name:config')."""
+    if name in OFFLINE_TASKS: return _offline_task(name)
+    path = Path(name).expanduser()
+    if path.is_file():
+        return _local_task(path, text_column, text_pair_column, label_column, validation_file, validation_fraction,
+                           split_seed, metric, regression)
+    if any(s.lower() in _LOCAL_BUILDERS or s.lower() in _COMPRESSION for s in path.suffixes[-2:]):
+        raise ValueError(f"unknown task {name!r}: no such file")
+    return _hub_task(name, text_column, text_pair_column, label_column, validation_fraction, split_seed, metric,
+                     regression)
 
 # %% ../nbs/05_finetune.ipynb #17046040
-def matthews_corrcoef(predictions, labels, num_labels: int | None = None) -> float:
+def matthews_corrcoef(predictions,                    # predicted class ids
+                      labels,                         # true class ids
+                      num_labels: int | None = None,  # classes; None: the largest id seen, plus one
+                     ) -> float:
     "Matthews correlation (multi-class form, Gorodkin 2004); 0 when either side is constant."
     p, y = np.asarray(predictions, dtype=int), np.asarray(labels, dtype=int)
     k = num_labels or int(max(p.max(), y.max())) + 1
@@ -243,7 +318,11 @@ def pearson(predictions, labels) -> float:
     den = math.sqrt((p @ p) * (y @ y))
     return float(p @ y / den) if den > 0 else 0.0
 
-def compute_metric(metric: str, outputs, labels) -> float:
+# %% ../nbs/05_finetune.ipynb #c831f0e8
+def compute_metric(metric: str,  # one of METRICS
+                   outputs,       # the model's outputs: logits (n x classes), or regression values
+                   labels,        # true labels: class ids, or targets
+                  ) -> float:
     "accuracy or matthews from logits (n x classes); pearson from regression outputs (n or n x 1)."
     outputs = np.asarray(outputs)
     if metric == "pearson": return pearson(outputs.reshape(-1), labels)
@@ -263,34 +342,41 @@ def default_model_path() -> str:
 
 def head_names(model) -> list[str]:
     "Names of the model's task head modules (randomly initialised for a new task)."
-    found = [n for n in ("classifier", "score", "classification_head", "logits_proj") if isinstance(getattr(model, n, None), nn.Module)]
+    found = [n for n in ("classifier", "score", "classification_head", "logits_proj")
+             if isinstance(getattr(model, n, None), nn.Module)]
     if not found: raise ValueError(f"cannot find the classification head of {type(model).__name__}")
     return found
 
+# %% ../nbs/05_finetune.ipynb #554de0d8
 def _looks_local(name: str) -> bool: return name.startswith(("/", ".", "~")) or "\\" in name or name.count("/") > 1
 
-_PRETRAINED: dict = {}
+_PRETRAINED: dict = {}   # the last pretrained (model, tokenizer) read, copied for every run
 
 def _pretrained(name: str, num_labels: int, dtype):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
     key = (name, num_labels, dtype)
-    if key not in _PRETRAINED:
-        if _looks_local(name) and not Path(name).expanduser().exists(): raise ValueError(f"model path {name} does not exist")
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()  # the "newly initialised head" notice is expected
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(name)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                name, num_labels=num_labels, problem_type="regression" if num_labels == 1 else "single_label_classification", dtype=dtype)
-        except (OSError, ValueError, KeyError) as e:
-            raise ValueError(f"could not load a sequence-classification model from {name!r}: {str(e).strip().splitlines()[0]}") from e
-        finally: hf_logging.set_verbosity(verbosity); hf_logging.enable_progress_bar()
-        if model.config.pad_token_id is None and tokenizer.pad_token_id is not None: model.config.pad_token_id = tokenizer.pad_token_id
-        _PRETRAINED.clear()
-        _PRETRAINED[key] = model, tokenizer
+    if key in _PRETRAINED: return _PRETRAINED[key]
+    if _looks_local(name) and not Path(name).expanduser().exists():
+        raise ValueError(f"model path {name} does not exist")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()  # the "newly initialised head" notice: expected
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name)
+        problem = "regression" if num_labels == 1 else "single_label_classification"
+        model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels, problem_type=problem,
+                                                                   dtype=dtype)
+    except (OSError, ValueError, KeyError) as e:
+        reason = str(e).strip().splitlines()[0]
+        raise ValueError(f"could not load a sequence-classification model from {name!r}: {reason}") from e
+    finally: hf_logging.set_verbosity(verbosity); hf_logging.enable_progress_bar()
+    if model.config.pad_token_id is None and tokenizer.pad_token_id is not None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    _PRETRAINED.clear()
+    _PRETRAINED[key] = model, tokenizer
     return _PRETRAINED[key]
 
+# %% ../nbs/05_finetune.ipynb #46419da9
 @torch.no_grad()
 def init_head(model, seed: int) -> None:
     "Re-initialise the classification head from `seed`: weights N(0, initializer_range), biases 0."
@@ -302,25 +388,37 @@ def init_head(model, seed: int) -> None:
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) * std)
                 if m.bias is not None: m.bias.zero_()
 
-def load_model(name: str | None = None, num_labels: int = 2, seed: int = 0, dtype: torch.dtype = torch.float32):
-    "(model, tokenizer): a fresh copy of the pretrained classifier with its head drawn from `seed`; name None: the offline MiniLM."
+def load_model(name: str | None = None,              # a folder or hub name; None: the offline MiniLM
+               num_labels: int = 2,                   # outputs of the head (1: regression)
+               seed: int = 0,                         # seed of the head's initialisation
+               dtype: torch.dtype = torch.float32):
+    "(model, tokenizer): a fresh copy of the pretrained classifier with its head drawn from `seed`."
     model, tokenizer = _pretrained(name or default_model_path(), num_labels, dtype)
     model = copy.deepcopy(model)
     init_head(model, seed)
     return model, tokenizer
 
 # %% ../nbs/05_finetune.ipynb #e4fcea5c
-def tiny_bert(num_labels: int = 2, seed: int = 0, vocab_size: int = 30522, dtype: torch.dtype = torch.float32, dropout: float = 0.1):
+def tiny_bert(num_labels: int = 2,                    # outputs of the head
+              seed: int = 0,                          # seed of the random weights
+              vocab_size: int = 30522,                # BERT's (and MiniLM's) vocabulary
+              dtype: torch.dtype = torch.float32,
+              dropout: float = 0.1):                  # hidden and attention dropout
     "A small randomly initialised BERT classifier (hidden 32, 2 layers): for tests and multi-process checks."
     from transformers import BertConfig, BertForSequenceClassification
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                        max_position_embeddings=128, num_labels=num_labels, hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
+    config = BertConfig(vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, num_labels=num_labels,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     return BertForSequenceClassification(config).to(dtype)
 
 # %% ../nbs/05_finetune.ipynb #16fc5c8e
-def encode(examples: list, tokenizer, max_length: int, drop_long: bool = True) -> tuple[list, int]:
-    "Tokenise examples; those longer than `max_length` tokens are dropped (the paper) or truncated. Returns (features, number dropped)."
+def encode(examples: list,         # dicts with 'text', optional 'text_pair', 'label'
+           tokenizer,
+           max_length: int,         # in tokens
+           drop_long: bool = True,  # drop longer examples (the paper); False: truncate them
+          ) -> tuple[list, int]:
+    "Tokenise examples, dropping (the paper) or truncating those longer than `max_length`: (features, number dropped)."
     if not examples: return [], 0
     texts = [e["text"] for e in examples]
     pairs = [e["text_pair"] for e in examples] if "text_pair" in examples[0] else None
@@ -336,33 +434,54 @@ def collate(features: list, tokenizer) -> dict:
     batch["labels"] = torch.tensor(labels, dtype=torch.float32 if isinstance(labels[0], float) else torch.long)
     return dict(batch)
 
-def few_shot_indices(num_examples: int, n: int | None, seed: int, replace: bool = True) -> np.ndarray:
-    "Indices of a few-shot training set: n draws from num_examples (with replacement: the paper), fixed by seed; n None: all."
-    if num_examples == 0: raise ValueError("no training examples to sample from: the data is empty, or every example is longer than max_length")
+# %% ../nbs/05_finetune.ipynb #86e6b702
+def few_shot_indices(num_examples: int,         # size of the pool to draw from
+                     n: int | None,             # draws; None: the whole pool, in order
+                     seed: int,
+                     replace: bool = True,      # with replacement (the paper)
+                    ) -> np.ndarray:
+    "Indices of a few-shot training set: n draws from num_examples, fixed by seed."
+    if num_examples == 0:
+        raise ValueError("no training examples to sample from: the data is empty, "
+                         "or every example is longer than max_length")
     if n is None: return np.arange(num_examples)
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1: raise ValueError(f"n_train must be a positive integer, got {n!r}")
+    check_int("n_train", n)
     if not replace and n > num_examples:
         raise ValueError(f"n_train={n} is larger than the {num_examples} training examples available; "
                          "sample with replacement or lower n_train")
     return np.random.default_rng(seed).choice(num_examples, size=n, replace=replace)
 
-def batch_schedule(n: int, batch_size: int, steps: int, seed: int) -> list[np.ndarray]:
+def batch_schedule(n: int,           # size of the few-shot set
+                   batch_size: int,
+                   steps: int,       # batches to make, one per training step
+                   seed: int,        # seed of the shuffles
+                  ) -> list[np.ndarray]:
     "Positions (into the few-shot set) of each step's batch: shuffled epochs, concatenated, cut into batches."
     rng = np.random.default_rng([seed, 1])
     order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(steps * batch_size / n))])
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
 
 # %% ../nbs/05_finetune.ipynb #d518a7d8
-def evaluation_examples(task: Task, size: int | None, offset: int = 0) -> list:
+def evaluation_examples(task: Task,
+                        size: int | None,  # examples in the slice; None: to the end of the split
+                        offset: int = 0,   # where the slice starts in the fixed order
+                       ) -> list:
     "A fixed slice [offset, offset + size) of the validation split in one seeded order (the same for every run)."
     order = np.random.default_rng(0).permutation(len(task.validation))
     stop = len(order) if size is None else offset + size
-    if stop > len(order): raise ValueError(f"eval_offset + eval_size = {stop} exceeds the {len(order)} validation examples of {task.name}")
+    if stop > len(order):
+        raise ValueError(f"eval_offset + eval_size = {stop} exceeds the {len(order)} validation examples "
+                         f"of {task.name}")
     return [task.validation[i] for i in order[offset:stop]]
 
+# %% ../nbs/05_finetune.ipynb #fe706772
 @torch.no_grad()
-def predict(model, features: list, tokenizer, batch_size: int = 64) -> np.ndarray:
-    "Model outputs (logits, or regression values) on encoded examples, with dropout off; batched by length, returned in input order."
+def predict(model,
+            features: list,        # encoded examples (`encode`)
+            tokenizer,             # pads the batches
+            batch_size: int = 64,
+           ) -> np.ndarray:
+    "Model outputs (logits, or regression values) on encoded examples, dropout off; batched by length, in input order."
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -377,17 +496,22 @@ def predict(model, features: list, tokenizer, batch_size: int = 64) -> np.ndarra
     if outputs: result[torch.tensor(order)] = torch.cat(outputs)
     return result.numpy()
 
-def evaluate(model, features: list, tokenizer, metric: str, batch_size: int = 64) -> float:
+def evaluate(model,
+             features: list,        # encoded examples (`encode`)
+             tokenizer,             # pads the batches
+             metric: str,           # one of METRICS
+             batch_size: int = 64,
+            ) -> float:
     "The task metric of `model` on encoded examples."
     return compute_metric(metric, predict(model, features, tokenizer, batch_size), [f["labels"] for f in features])
 
 # %% ../nbs/05_finetune.ipynb #05970fa4
 METHODS = {
     "lora": "vanilla LoRA, the paper's baseline: depth 2, output-side factor N(0, 1), input-side 0, no scaling",
-    "peft_lora": "PEFT's LoRA at the same rank and targets (lora_alpha = rank, so no scaling; PEFT's init)",
+    "peft_lora": "PEFT's LoRA at the same rank and target modules (lora_alpha = rank, so no scaling; PEFT's init)",
     "deep_lora": "Deep LoRA, full width: depth 3, width min(out, in), scaled orthogonal init",
     "deep_lora_narrow": "Deep LoRA, narrow: depth 3, width = rank, scaled orthogonal init",
-    "deep_lora_compressed": "Deep LoRA, compressed from one batch: width = rank, cores eps*I, outer factors at gamma * lr",
+    "deep_lora_compressed": "Deep LoRA, compressed from one batch: width = rank, cores eps*I, outer factors gamma*lr",
 }
 
 # %% ../nbs/05_finetune.ipynb #d19fb512
@@ -396,32 +520,50 @@ REFERENCE_ESCAPE_STEPS = 50.0  # the paper's STS-B runs: 1e-6 / (lr 1e-4 * eps 1
 DEFAULT_LR = 1e-4              # the paper's rate for LoRA and the full-width and narrow adapters
 COMPRESSED_LR = 1e-2           # the authors' rate for the compressed adapter: an r x r core moves about lr * r per step
 
-def _positive_int(value) -> bool: return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
-def _positive_number(value) -> bool: return _is_number(value) and value > 0   # the adapter's finite-number test
+def _check_run_settings(config) -> None:
+    "The checks of a `FinetuneConfig`, each failing with the setting's name and the rule it breaks."
+    if config.method not in METHODS:
+        raise ValueError(f"unknown method {config.method!r}; choose one of {list(METHODS)}")
+    for name in ("steps", "batch_size", "max_length", "rank", "depth"): check_int(name, getattr(config, name))
+    for name in ("n_train", "eval_size"):
+        value = getattr(config, name)
+        if value is not None and not (is_integer(value) and value >= 1):
+            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+    for name in ("eval_offset", "eval_every", "rank_every"): check_int(name, getattr(config, name), minimum=0)
+    for name in ("lr", "head_lr", "eps", "escape_steps"): check_positive(name, getattr(config, name))
+    for name in ("gamma", "weight_decay"):
+        value = getattr(config, name)
+        if not (is_finite_number(value) and value >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if config.adam_eps != "auto" and not (is_finite_number(config.adam_eps) and config.adam_eps > 0):
+        raise ValueError(f"adam_eps must be a finite positive number or 'auto', got {config.adam_eps!r}")
+    bad = [s for s in config.eval_steps if not (is_integer(s) and 1 <= s <= config.steps)]
+    if bad: raise ValueError(f"eval_steps must be steps between 1 and steps={config.steps}, got {bad}")
 
+# %% ../nbs/05_finetune.ipynb #e8d37f28
 @dataclass
 class FinetuneConfig:
-    "One fine-tuning run. Defaults: the practical setup (trained head, Adam eps from the init gradient); `FinetuneConfig.paper()`: the paper's."
+    "One fine-tuning run. Defaults: the practical setup (trained head, Adam eps from the init gradient)."
     task: str = "rotten_tomatoes"
     model: str | None = None          # None: the offline MiniLM
-    method: str = "deep_lora_compressed"
-    rank: int = 8
-    depth: int = 3
-    eps: float = 1e-3
+    method: str = "deep_lora_compressed"  # one of METHODS: the arm of a comparison this run belongs to
+    rank: int = 8                     # LoRA's rank; the width of the narrow and compressed adapters
+    depth: int = 3                    # factors of the deep adapters (LoRA: 2)
+    eps: float = 1e-3                 # scale of the deep adapters' initialisation
     gamma: float = 0.01               # compressed: outer factors train at gamma * lr
-    targets: str = "all-dense"        # a preset of the adapter module, a regex or a list of names
+    target_modules: str | list = "all-dense"  # the adapted layers: a preset of the adapter module, a regex or names
     min_dim: int | None = None        # "all-dense" threshold; None: the model's hidden size
-    lr: float | None = None           # the adapters' rate; None: COMPRESSED_LR for the compressed adapter, else DEFAULT_LR
-    head_lr: float = 1e-3             # the head's (and any other kept-trainable module's) own rate, the same for every method
+    lr: float | None = None           # the adapters' rate; None: COMPRESSED_LR if compressed, else DEFAULT_LR
+    head_lr: float = 1e-3             # the head's (and any other kept-trainable module's) rate, for every method
     steps: int = 200
     batch_size: int = 16
     max_length: int = 128
-    drop_long: bool = True            # longer examples are dropped (the paper), in training and evaluation; False truncates
+    drop_long: bool = True            # longer examples dropped (the paper), in training and evaluation; False: cut
     n_train: int | None = 64          # None: the whole training split
     replace: bool = True              # few-shot draws with replacement (the paper)
     train_head: bool = True           # the paper keeps its randomly initialised head frozen
     weight_decay: float = 0.0
-    adam_eps: float | str = "auto"    # AdamW eps of the adapters; "auto": set from the init gradient (`adam_eps_from_gradient`)
+    adam_eps: float | str = "auto"    # AdamW eps of the adapters; "auto": from the init gradient
     escape_steps: float = REFERENCE_ESCAPE_STEPS  # "auto": the steps a deep factor takes to leave its init
     betas: tuple = (0.9, 0.999)
     eval_size: int | None = 500       # fixed validation slice (the same for every seed and method); None: all
@@ -433,33 +575,20 @@ class FinetuneConfig:
     rank_every: int = 0               # every this many steps, record how many layers' updates have left rank 0
     device: str = "cpu"
     output_dir: str | None = None     # writes run.json and the adapter there
+    targets: InitVar[str | list | None] = None  # deprecated: the former name of `target_modules`
 
-    def __post_init__(self):
-        if self.method not in METHODS: raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        for name in ("steps", "batch_size", "max_length", "rank", "depth"):
-            if not _positive_int(getattr(self, name)): raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("n_train", "eval_size"):
-            value = getattr(self, name)
-            if value is not None and not _positive_int(value): raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-        for name in ("eval_offset", "eval_every", "rank_every"):
-            value = getattr(self, name)
-            if not (_positive_int(value) or value == 0) or isinstance(value, bool): raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+    def __post_init__(self, targets):
+        if targets is not None:
+            warnings.warn("FinetuneConfig(targets=...) is deprecated; use target_modules=...", DeprecationWarning,
+                          stacklevel=3)
+            self.target_modules = targets
         if self.lr is None: self.lr = COMPRESSED_LR if self.method == "deep_lora_compressed" else DEFAULT_LR
-        for name in ("lr", "head_lr", "eps", "escape_steps"):
-            if not _positive_number(getattr(self, name)): raise ValueError(f"{name} must be a finite positive number, got {getattr(self, name)!r}")
-        for name in ("gamma", "weight_decay"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if self.adam_eps != "auto" and not _positive_number(self.adam_eps):
-            raise ValueError(f"adam_eps must be a finite positive number or 'auto', got {self.adam_eps!r}")
         self.betas, self.eval_steps = tuple(self.betas), tuple(self.eval_steps)
-        bad = [s for s in self.eval_steps if not _positive_int(s) or s > self.steps]
-        if bad: raise ValueError(f"eval_steps must be steps between 1 and steps={self.steps}, got {bad}")
+        _check_run_settings(self)
 
     @classmethod
     def paper(cls, **overrides) -> FinetuneConfig:
-        "The paper's setup: AdamW(.9, .999, eps 1e-6, no decay), constant lr 1e-4, batch 16, max length 128 (longer dropped), draws with replacement, frozen random head."
+        "The paper's setup: AdamW(.9, .999, eps 1e-6), lr 1e-4, batch 16, length 128 (longer dropped), frozen head."
         return cls(**{**dict(lr=1e-4, batch_size=16, max_length=128, drop_long=True, replace=True, train_head=False,
                              weight_decay=0.0, adam_eps=PAPER_ADAM_EPS, betas=(0.9, 0.999)), **overrides})
 
@@ -467,6 +596,8 @@ class FinetuneConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> FinetuneConfig:
+        "A config from `to_dict`'s output; records written before `target_modules` was named so say 'targets'."
+        d = {("target_modules" if k == "targets" else k): v for k, v in d.items()}
         unknown = set(d) - {f.name for f in fields(cls)}
         if unknown: raise ValueError(f"unknown FinetuneConfig fields {sorted(unknown)}")
         return cls(**{**d, **{k: tuple(d[k]) for k in ("betas", "eval_steps") if k in d}})
@@ -475,32 +606,50 @@ class FinetuneConfig:
 _VARIANT = {"lora": "vanilla", "deep_lora": "full", "deep_lora_narrow": "narrow", "deep_lora_compressed": "compressed"}
 
 def adapter_config(model, config: FinetuneConfig) -> DeepLoRAConfig:
-    "The Deep LoRA config of a run: targets, rank, depth, eps, gamma, seed; the head as a module to save when it trains."
-    variant = _VARIANT.get(config.method, "vanilla")
-    return DeepLoRAConfig(rank=config.rank, depth=2 if variant == "vanilla" else config.depth, eps=config.eps, variant=variant,
-                          target_modules=config.targets, min_dim=config.min_dim or model.config.hidden_size,
+    "A run's Deep LoRA config: the method's variant, target modules, rank, depth, eps, gamma, seed; the head to save."
+    variant = _VARIANT.get(config.method, "vanilla")   # peft_lora: the layers and rank LoRA would take
+    return DeepLoRAConfig(rank=config.rank, depth=2 if variant == "vanilla" else config.depth, eps=config.eps,
+                          variant=variant, target_modules=config.target_modules,
+                          min_dim=config.min_dim or model.config.hidden_size,
                           gamma=config.gamma if variant == "compressed" else 0.0,
                           modules_to_save=head_names(model) if config.train_head else None, seed=config.seed)
 
+# %% ../nbs/05_finetune.ipynb #1b37955a
 def adapted_layers(model) -> dict:
     "{name: base layer} of every adapted layer: Deep LoRA's adapters, or PEFT LoRA's."
     layers = {name: a.base_layer for name, a in deep_lora_modules(model)}
     if not layers:
-        layers = {name: m.base_layer for name, m in model.named_modules() if hasattr(m, "lora_A") and hasattr(m, "base_layer")}
+        layers = {name: m.base_layer for name, m in model.named_modules()
+                  if hasattr(m, "lora_A") and hasattr(m, "base_layer")}
     if not layers: raise ValueError(f"{type(model).__name__} has no Deep LoRA or PEFT LoRA adapters")
     return layers
 
-def split_head_group(model, groups: list[dict], head_lr: float) -> list[dict]:
-    "Move every trainable parameter that is not an adapter's (classifier head, modules_to_save) into one group 'head' at `head_lr`."
+def split_head_group(model,
+                     groups: list[dict],  # AdamW parameter groups of the adapters (and whatever else trains)
+                     head_lr: float,      # the learning rate of the group 'head'
+                    ) -> list[dict]:
+    "Move every trainable parameter that is not an adapter's (head, modules_to_save) into a group 'head' at `head_lr`."
     adapter_ids = {id(p) for _, a in deep_lora_modules(model) for p in a.parameters()}
     adapter_ids |= {id(p) for n, p in model.named_parameters() if ".lora_" in n}
     head = [p for g in groups for p in g["params"] if id(p) not in adapter_ids]
     head_ids = {id(p) for p in head}
     kept = [dict(g, params=[p for p in g["params"] if id(p) not in head_ids]) for g in groups]
     kept = [g for g in kept if g["params"]]
-    return kept + ([dict(params=head, lr=head_lr, weight_decay=groups[0].get("weight_decay", 0.0), name="head")] if head else [])
+    head_group = dict(params=head, lr=head_lr, weight_decay=groups[0].get("weight_decay", 0.0), name="head")
+    return kept + ([head_group] if head else [])
 
 # %% ../nbs/05_finetune.ipynb #8f2c41d7
+def adam_eps_from_gradient(sigma_g: float,       # top singular value of dLoss/dW at the pretrained weights
+                           lr: float,            # the adapters' learning rate
+                           eps: float = 1e-3,    # scale of the deep factors' initialisation
+                           depth: int = 3,       # factors per adapter (a depth-2 baseline gets depth 3's eps)
+                           escape_steps: float = REFERENCE_ESCAPE_STEPS,  # steps to leave the init (the paper's)
+                          ) -> float:
+    "The AdamW eps under which a depth-`depth` factorization initialised at `eps` leaves its init in `escape_steps`."
+    if depth < 3: depth = 3          # a depth-2 baseline gets the eps of the deep adapters it is compared with
+    return escape_steps * lr * (depth - 2) * eps ** (depth - 2) * sigma_g
+
+# %% ../nbs/05_finetune.ipynb #3ac64d13
 @torch.no_grad()
 def _top_singular_value(G: Tensor) -> float:
     G = G.double()
@@ -510,7 +659,7 @@ def _top_singular_value(G: Tensor) -> float:
     return float(torch.linalg.eigvalsh(gram)[-1].clamp_min(0).sqrt())
 
 def init_gradient_scale(model, batch: dict) -> dict[str, float]:
-    "sigma_G of each adapted layer: the top singular value of dLoss/dW at the pretrained weights, on `batch` with dropout off."
+    "sigma_G of each adapted layer: the top singular value of dLoss/dW at the pretrained weights, on `batch`."
     layers = adapted_layers(model)
     weights = {name: layer.weight for name, layer in layers.items()}
     flags, was_training = [(p, p.requires_grad) for p in model.parameters()], model.training
@@ -524,25 +673,28 @@ def init_gradient_scale(model, batch: dict) -> dict[str, float]:
         for p, flag in flags: p.requires_grad_(flag)
         model.train(was_training)
 
-def adam_eps_from_gradient(sigma_g: float, lr: float, eps: float = 1e-3, depth: int = 3,
-                           escape_steps: float = REFERENCE_ESCAPE_STEPS) -> float:
-    "The AdamW eps under which a depth-`depth` factorization initialised at scale `eps` leaves its init in about `escape_steps` steps."
-    if depth < 3: depth = 3                       # the same eps for a depth-2 baseline as for the deep adapters it is compared with
-    return escape_steps * lr * (depth - 2) * eps ** (depth - 2) * sigma_g
-
 # %% ../nbs/05_finetune.ipynb #a3e9b6f0
-def attach_method(model, config: FinetuneConfig, batch: dict | None = None):
-    """Inject the method's adapters into `model` (everything else frozen); returns (model, AdamW parameter groups): adapters
-    at `lr` (compressed outer factors at `gamma * lr`), the head at `head_lr`, each adapter group with its AdamW `eps`."""
+def _peft_lora(model, config: FinetuneConfig, deep_config: DeepLoRAConfig):
+    "PEFT's LoRA on the layers Deep LoRA would adapt, at the same rank, without scaling: (model, [one group])."
+    from peft import LoraConfig, get_peft_model
+    layers = find_target_modules(model, deep_config)
+    model = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.rank, lora_dropout=0.0,
+                                             target_modules=layers, modules_to_save=deep_config.modules_to_save))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return model, [dict(params=trainable, lr=config.lr, weight_decay=config.weight_decay, name="peft_lora")]
+
+# %% ../nbs/05_finetune.ipynb #287ef604
+def attach_method(model,                      # a pretrained classifier (`load_model`)
+                  config: FinetuneConfig,     # the run: method, rank, learning rates, AdamW eps
+                  batch: dict | None = None,  # one training batch: compression and `adam_eps="auto"` need it
+                 ):
+    """Inject the method's adapters into `model` (everything else frozen); returns (model, AdamW parameter groups):
+    adapters at `lr` (compressed outer factors at `gamma * lr`), the head at `head_lr`, each group with its `eps`."""
     deep_config = adapter_config(model, config)
     needs_batch = config.method == "deep_lora_compressed" or config.adam_eps == "auto"
-    if needs_batch and batch is None: raise ValueError(f"{config.method} with adam_eps={config.adam_eps!r} needs one training batch")
-    if config.method == "peft_lora":
-        from peft import LoraConfig, get_peft_model
-        targets = find_target_modules(model, deep_config)
-        model = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.rank, lora_dropout=0.0, target_modules=targets,
-                                                 modules_to_save=deep_config.modules_to_save))
-        groups = [dict(params=[p for p in model.parameters() if p.requires_grad], lr=config.lr, weight_decay=config.weight_decay, name="peft_lora")]
+    if needs_batch and batch is None:
+        raise ValueError(f"{config.method} with adam_eps={config.adam_eps!r} needs one training batch")
+    if config.method == "peft_lora": model, groups = _peft_lora(model, config, deep_config)
     else:
         apply_deep_lora(model, deep_config)
         if config.method == "deep_lora_compressed": compress_deep_lora(model, batch, seed=config.seed)
@@ -567,6 +719,21 @@ def _encoded_train(task: Task, tokenizer, max_length: int, drop_long: bool):
         _ENCODED[key] = encode(task.train, tokenizer, max_length, drop_long)
     return _ENCODED[key]
 
+def _run_data(config: FinetuneConfig, task: Task, tokenizer):
+    "(few-shot features, batch schedule, encoded evaluation slice, counts of what was kept and dropped) of a run."
+    train, dropped = _encoded_train(task, tokenizer, config.max_length, config.drop_long)
+    evaluation, eval_dropped = encode(evaluation_examples(task, config.eval_size, config.eval_offset), tokenizer,
+                                      config.max_length, config.drop_long)
+    if not evaluation:
+        raise ValueError(f"every evaluation example is longer than max_length={config.max_length}; "
+                         "raise it or set drop_long=False")
+    shots = [train[i] for i in few_shot_indices(len(train), config.n_train, config.seed, config.replace)]
+    schedule = batch_schedule(len(shots), config.batch_size, config.steps, config.seed)
+    counts = dict(dropped_long=dropped, train_pool=len(train), eval_examples=len(evaluation),
+                  eval_dropped_long=eval_dropped)
+    return shots, schedule, evaluation, counts
+
+# %% ../nbs/05_finetune.ipynb #30c191b0
 def _check_writable(folder) -> None:
     "Fail now, before any training, if `folder` cannot be created or written."
     folder = Path(folder)
@@ -582,65 +749,81 @@ def _save_run(result: dict, model, config: FinetuneConfig) -> None:
     else: save_deep_lora(model, out / "adapter")
     (out / "run.json").write_text(json.dumps(result, indent=1))
 
+# %% ../nbs/05_finetune.ipynb #66f82497
 def _layers_moved(model, tol: float = 1e-3) -> int:
     "How many adapted layers have an update of numerical rank > 0 (a singular value above `tol`)."
     return sum(r > 0 for r in update_ranks(model, tol=tol).values())
 
-def finetune(config: FinetuneConfig, task: Task | None = None, progress: bool = True, return_model: bool = False):
-    "Train one adapter on a few-shot sample and evaluate it: a JSON-ready result dict (and the model when `return_model`)."
-    task = task or load_task(config.task)
-    if config.output_dir is not None: _check_writable(config.output_dir)
-    model, tokenizer = load_model(config.model, task.num_labels, seed=config.seed)
-    model.to(config.device)
-    train, dropped = _encoded_train(task, tokenizer, config.max_length, config.drop_long)
-    evaluation, eval_dropped = encode(evaluation_examples(task, config.eval_size, config.eval_offset), tokenizer, config.max_length, config.drop_long)
-    if not evaluation: raise ValueError(f"every evaluation example is longer than max_length={config.max_length}; raise it or set drop_long=False")
-    shots = [train[i] for i in few_shot_indices(len(train), config.n_train, config.seed, config.replace)]
-    schedule = batch_schedule(len(shots), config.batch_size, config.steps, config.seed)
-    to_device = lambda batch: {k: v.to(config.device) for k, v in batch.items()}
-    torch.manual_seed(config.seed)
-    start = time.perf_counter()
-    model, groups = attach_method(model, config, to_device(collate([shots[i] for i in schedule[0]], tokenizer)))
-    setup_seconds = time.perf_counter() - start
-    optimizer = torch.optim.AdamW(groups, betas=config.betas, weight_decay=config.weight_decay)
+def _to_device(batch: dict, device) -> dict: return {k: v.to(device) for k, v in batch.items()}
+
+def _train(model, optimizer, config: FinetuneConfig, shots, schedule, tokenizer, evaluation, metric: str, progress):
+    "The training steps of a run: (history of evaluations, losses, layers moved off rank 0, training seconds)."
     track_ranks = config.rank_every and config.method != "peft_lora"
+    eval_at = set(config.eval_steps) | (set(range(config.eval_every, config.steps, config.eval_every))
+                                        if config.eval_every else set())
     history, losses, layers_moved, eval_seconds = [], [], [], 0.0
-    eval_at = set(config.eval_steps) | ({s for s in range(config.eval_every, config.steps, config.eval_every)} if config.eval_every else set())
     model.train()
     start = time.perf_counter()
-    bar = tqdm(schedule, desc=f"{config.method} n={config.n_train} seed={config.seed}", disable=not progress, leave=False)
+    desc = f"{config.method} n={config.n_train} seed={config.seed}"
+    bar = tqdm(schedule, desc=desc, disable=not progress, leave=False)
     for step, positions in enumerate(bar, 1):
-        loss = model(**to_device(collate([shots[i] for i in positions], tokenizer))).loss
+        loss = model(**_to_device(collate([shots[i] for i in positions], tokenizer), config.device)).loss
         loss.backward()
         optimizer.step(); optimizer.zero_grad(set_to_none=True)
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
         t = time.perf_counter()
-        if step in eval_at and step < config.steps: history.append((step, evaluate(model, evaluation, tokenizer, task.metric)))
+        if step in eval_at and step < config.steps:
+            history.append((step, evaluate(model, evaluation, tokenizer, metric)))
         if track_ranks and step % config.rank_every == 0: layers_moved.append((step, _layers_moved(model)))
         eval_seconds += time.perf_counter() - t
-    train_seconds = time.perf_counter() - start - eval_seconds
+    return history, losses, layers_moved, time.perf_counter() - start - eval_seconds
+
+# %% ../nbs/05_finetune.ipynb #07c4c1a1
+def finetune(config: FinetuneConfig,        # the run
+             task: Task | None = None,      # None: `load_task(config.task)`
+             progress: bool = True,         # a tqdm bar over the steps
+             return_model: bool = False,    # also return the trained model
+            ):
+    "Train one adapter on a few-shot sample and evaluate it: a JSON-ready result (and the model, with `return_model`)."
+    task = task or load_task(config.task)
+    if config.output_dir is not None: _check_writable(config.output_dir)
+    model, tokenizer = load_model(config.model, task.num_labels, seed=config.seed)
+    model.to(config.device)
+    shots, schedule, evaluation, counts = _run_data(config, task, tokenizer)
+    torch.manual_seed(config.seed)
+    start = time.perf_counter()
+    first_batch = _to_device(collate([shots[i] for i in schedule[0]], tokenizer), config.device)
+    model, groups = attach_method(model, config, first_batch)
+    setup_seconds = time.perf_counter() - start
+    optimizer = torch.optim.AdamW(groups, betas=config.betas, weight_decay=config.weight_decay)
+    history, losses, layers_moved, train_seconds = _train(model, optimizer, config, shots, schedule, tokenizer,
+                                                          evaluation, task.metric, progress)
     final = evaluate(model, evaluation, tokenizer, task.metric)
     history.append((config.steps, final))
     adapter_group = next(g for g in groups if g.get("name") != "head")
-    result = dict(config=config.to_dict(), task=task.name, num_labels=task.num_labels, metric_name=task.metric, metric=final, history=history, train_loss=losses,
-                  trainable_parameters=sum(p.numel() for g in groups for p in g["params"]), dropped_long=dropped,
-                  train_pool=len(train), eval_examples=len(evaluation), eval_dropped_long=eval_dropped, setup_seconds=setup_seconds,
-                  seconds_per_step=train_seconds / config.steps, threads=torch.get_num_threads(),
-                  adam_eps=adapter_group["eps"], init_gradient_scale=adapter_group.get("init_gradient_scale"),
+    result = dict(config=config.to_dict(), task=task.name, num_labels=task.num_labels, metric_name=task.metric,
+                  metric=final, history=history, train_loss=losses,
+                  trainable_parameters=sum(p.numel() for g in groups for p in g["params"]), **counts,
+                  setup_seconds=setup_seconds, seconds_per_step=train_seconds / config.steps,
+                  threads=torch.get_num_threads(), adam_eps=adapter_group["eps"],
+                  init_gradient_scale=adapter_group.get("init_gradient_scale"),
                   learning_rates={g.get("name", str(i)): g["lr"] for i, g in enumerate(groups)})
-    if track_ranks: result["layers_moved"] = layers_moved
+    if config.rank_every and config.method != "peft_lora": result["layers_moved"] = layers_moved
     if config.record_ranks and config.method != "peft_lora": result["update_ranks"] = update_ranks(model, tol=1e-3)
     if config.output_dir: _save_run(result, model, config)
     return (result, model) if return_model else result
 
 # %% ../nbs/05_finetune.ipynb #60a41807
-def load_finetuned(run_dir, model: str | None = None):
-    "(model, tokenizer, result) from a run saved with `output_dir`; `model` overrides the base model named in run.json."
+def load_finetuned(run_dir,                   # a folder written by `finetune` with `output_dir`
+                   model: str | None = None,  # base model to load the adapter into; None: the one in run.json
+                  ):
+    "(model, tokenizer, result) of a saved run: its base model with the trained adapter loaded."
     run_dir = Path(run_dir)
-    if not (run_dir / "run.json").is_file(): raise FileNotFoundError(f"no run.json in {run_dir}: not a saved fine-tuning run")
+    if not (run_dir / "run.json").is_file():
+        raise FileNotFoundError(f"no run.json in {run_dir}: not a saved fine-tuning run")
     result = json.loads((run_dir / "run.json").read_text())
-    config = FinetuneConfig.from_dict({**result["config"], "betas": tuple(result["config"]["betas"])})
+    config = FinetuneConfig.from_dict(result["config"])
     base_name = model or config.model
     base, tokenizer = load_model(base_name, result["num_labels"], seed=config.seed)
     try:
@@ -649,19 +832,25 @@ def load_finetuned(run_dir, model: str | None = None):
             base = PeftModel.from_pretrained(base, run_dir / "adapter")
         else: load_deep_lora(base, run_dir / "adapter")
     except (ValueError, RuntimeError) as e:
-        raise ValueError(f"the adapter in {run_dir} does not match the model {base_name or default_model_path()!r}: {e}") from e
+        raise ValueError(f"the adapter in {run_dir} does not match the model "
+                         f"{base_name or default_model_path()!r}: {e}") from e
     return base.eval(), tokenizer, result
 
 # %% ../nbs/05_finetune.ipynb #63d8f3aa
 def _deep_lora_trainer_class():
-    from transformers import Trainer   # about 2 s to import: loaded on first use, not with this module
+    from transformers import Trainer   # slow to import: loaded on first use, not with this module
 
     class DeepLoRATrainer(DeepLoRACheckpointMixin, Trainer):
-        """A `transformers.Trainer` whose checkpoints hold the adapter only (`DeepLoRACheckpointMixin`) and whose optimizer trains adapter cores at the learning rate, compressed outer factors at
-        `gamma` times it and the head (any other trainable module) at `head_lr`; `adapter_eps` overrides AdamW's eps for the adapters."""
-        def __init__(self, *args, gamma: float | None = None, head_lr: float = 1e-3, adapter_eps: float | None = None, **kwargs):
-            if not _positive_number(head_lr): raise ValueError(f"head_lr must be a finite positive number, got {head_lr!r}")
-            if adapter_eps is not None and not _positive_number(adapter_eps):
+        """A `transformers.Trainer` whose checkpoints hold the adapter only (`DeepLoRACheckpointMixin`) and whose
+        optimizer trains adapter cores at the learning rate, compressed outer factors at `gamma` times it and the head
+        (any other trainable module) at `head_lr`; `adapter_eps` overrides AdamW's eps for the adapters."""
+        def __init__(self, *args,
+                     gamma: float | None = None,        # compressed outer factors at gamma * lr; None: the adapter's
+                     head_lr: float = 1e-3,             # the head's (and any other kept-trainable module's) rate
+                     adapter_eps: float | None = None,  # AdamW eps of the adapter groups; None: the Trainer's
+                     **kwargs):
+            check_positive("head_lr", head_lr)
+            if adapter_eps is not None and not (is_finite_number(adapter_eps) and adapter_eps > 0):
                 raise ValueError(f"adapter_eps must be a finite positive number or None, got {adapter_eps!r}")
             self.deep_lora_gamma, self.deep_lora_head_lr, self.deep_lora_adapter_eps = gamma, head_lr, adapter_eps
             super().__init__(*args, **kwargs)
@@ -669,7 +858,8 @@ def _deep_lora_trainer_class():
         def create_optimizer(self, model=None):
             opt_model = self.model if model is None else model
             if self.optimizer is None:
-                groups = deep_lora_param_groups(opt_model, self.args.learning_rate, self.deep_lora_gamma, self.args.weight_decay)
+                groups = deep_lora_param_groups(opt_model, self.args.learning_rate, self.deep_lora_gamma,
+                                                self.args.weight_decay)
                 groups = split_head_group(opt_model, groups, self.deep_lora_head_lr)
                 if self.deep_lora_adapter_eps is not None:
                     for g in groups:
@@ -682,29 +872,32 @@ def _deep_lora_trainer_class():
     DeepLoRATrainer.__module__ = __name__
     return DeepLoRATrainer
 
+# %% ../nbs/05_finetune.ipynb #8b600639
 _MOVED_TO_EXPERIMENTS = ("paired_difference", "ComparisonConfig", "run_plan", "best_lrs", "summarize", "run_comparison",
                          "comparison_table", "plot_comparison", "write_report", "main")
 
 def __getattr__(name: str):
-    "`DeepLoRATrainer` is built on first access; the comparison tools that moved to `deeplora_nb.experiments` still resolve, with a warning."
+    "`DeepLoRATrainer` is built on first access; the names that moved to `deeplora_nb.experiments` still resolve."
     if name == "DeepLoRATrainer":
         globals()[name] = _deep_lora_trainer_class()
         return globals()[name]
     if name in _MOVED_TO_EXPERIMENTS:
-        import warnings
         from deeplora_nb import experiments
-        warnings.warn(f"deeplora_nb.finetune.{name} moved to deeplora_nb.experiments.{name}", DeprecationWarning, stacklevel=2)
+        warnings.warn(f"deeplora_nb.finetune.{name} moved to deeplora_nb.experiments.{name}", DeprecationWarning,
+                      stacklevel=2)
         return getattr(experiments, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # %% ../nbs/05_finetune.ipynb #1b8235ec
-def _ddp_train(rank: int, world_size: int, steps: int = 3, global_batch: int = 8, lr: float = 1e-2, gamma: float = 0.1) -> dict:
-    "Train a compressed Deep LoRA on a tiny float64 BERT; this process takes rows rank::world_size of each global batch."
+def _ddp_train(rank: int, world_size: int, steps: int = 3, global_batch: int = 8, lr: float = 1e-2,
+               gamma: float = 0.1) -> dict:
+    "Train a compressed Deep LoRA on a tiny float64 BERT; this process takes rows rank::world_size of each batch."
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(1000, 2000, (max(steps, 1), global_batch, 12), generator=g)
     labels = torch.randint(0, 2, (max(steps, 1), global_batch), generator=g)
     model = tiny_bert(dtype=torch.float64, dropout=0.0)
-    apply_deep_lora(model, DeepLoRAConfig(rank=4, variant="compressed", min_dim=32, gamma=gamma, modules_to_save=["classifier"], seed=0))
+    apply_deep_lora(model, DeepLoRAConfig(rank=4, variant="compressed", min_dim=32, gamma=gamma,
+                                          modules_to_save=["classifier"], seed=0))
     compress_deep_lora(model, dict(input_ids=ids[0], labels=labels[0]))
     optimizer = torch.optim.AdamW(deep_lora_param_groups(model, lr, gamma), eps=1e-6, weight_decay=0.0)
     wrapped = model
@@ -713,10 +906,12 @@ def _ddp_train(rank: int, world_size: int, steps: int = 3, global_batch: int = 8
         wrapped = DistributedDataParallel(model)
     for t in range(steps):
         rows = slice(rank, None, world_size)
-        wrapped(input_ids=ids[t, rows], labels=labels[t, rows]).loss.backward()   # DDP averages gradients: the global batch mean
+        wrapped(input_ids=ids[t, rows], labels=labels[t, rows]).loss.backward()   # DDP averages: the global batch mean
         optimizer.step(); optimizer.zero_grad()
-    return {n: p.detach().clone() for n, p in model.named_parameters() if "deep_lora_" in n or n.startswith("classifier.")}
+    return {n: p.detach().clone() for n, p in model.named_parameters()
+            if "deep_lora_" in n or n.startswith("classifier.")}
 
+# %% ../nbs/05_finetune.ipynb #98e37390
 def ddp_worker(out_dir: str) -> None:
     "Entry point of one torchrun process of `check_ddp`: trains its share and saves its adapter state."
     import torch.distributed as dist
@@ -727,13 +922,14 @@ def ddp_worker(out_dir: str) -> None:
     finally: dist.destroy_process_group()
 
 def check_ddp(nproc: int = 2, timeout: int = 300) -> dict:
-    "Train with `nproc` torchrun processes and with one process on the same global batches; return the largest differences."
+    "Train with `nproc` torchrun processes and with one process on the same global batches; the largest differences."
     with tempfile.TemporaryDirectory() as d:
         script = Path(d) / "ddp_worker.py"
         script.write_text("import sys\nfrom deeplora_nb.finetune import ddp_worker\nddp_worker(sys.argv[1])\n")
         env = dict(os.environ, OMP_NUM_THREADS="1")
-        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", str(script), d],
-                              capture_output=True, text=True, timeout=timeout, env=env)
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                   str(script), d]
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
         if proc.returncode: raise RuntimeError(f"torchrun failed ({proc.returncode}):\n{proc.stderr[-2000:]}")
         states = [torch.load(Path(d) / f"rank{r}.pt") for r in range(nproc)]
     single = _ddp_train(0, 1)
