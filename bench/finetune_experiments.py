@@ -4,7 +4,7 @@
     python bench/finetune_experiments.py --model /data/minilm --device cuda --steps 500 --seeds 20 \\
         --results runs/protocol_gpu.jsonl                                   # the full-size version on a GPU machine
 
-Each finished run is appended as one JSON line to --results (default nbs/results/07_experiments/protocol.jsonl);
+Each finished run is appended as one JSON line to --results (default nbs/results/06_experiments/protocol.jsonl);
 restarting skips the runs already there, and the processes share the file, each taking the next run no one holds.
 The model comes from --model (a local folder: a machine without internet needs no hub), default the offline MiniLM.
 """
@@ -12,7 +12,7 @@ import argparse, os, subprocess, sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-RESULTS = Path(__file__).resolve().parents[1] / "nbs" / "results" / "07_experiments" / "protocol.jsonl"
+RESULTS = Path(__file__).resolve().parents[1] / "nbs" / "results" / "06_experiments" / "protocol.jsonl"
 
 
 def parser():

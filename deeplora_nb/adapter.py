@@ -66,7 +66,6 @@ def layer_shape(layer: nn.Module) -> tuple[int, int]:
 VARIANTS = ("compressed", "full", "narrow", "vanilla")
 PRESETS = ("all-dense", "query-value", "attention-mlp")
 DEFAULT_GAMMA = 0.01   # compressed: outer factors train at gamma * lr; 0 freezes them, 0.01-0.1 converge, 1 is unstable
-_is_number = is_finite_number   # the name finetune imports; kept until it imports is_finite_number itself
 
 # %% ../nbs/04_adapter.ipynb #f959fe89
 def _check_numbers(c: DeepLoRAConfig) -> None:
