@@ -33,7 +33,8 @@ def check_int(name: str, value, minimum: int = 1) -> int:
 def check_positive(name: str, value, allow_zero: bool = False) -> float:
     "`value` as a float if it is finite and > 0 (>= 0 with `allow_zero`), else a ValueError naming `name`."
     if not is_finite_number(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a finite {'non-negative' if allow_zero else 'positive'} number, got {value!r}")
+        sign = 'non-negative' if allow_zero else 'positive'
+        raise ValueError(f"{name} must be a finite {sign} number, got {value!r}")
     return float(value)
 
 # %% ../nbs/00_factorization.ipynb #45b69c7b
@@ -44,7 +45,8 @@ def check_factors(factors) -> tuple[int, int]:
     for l, W in enumerate(factors, 1):
         if not isinstance(W, Tensor): raise TypeError(f"factor W_{l} is a {type(W).__name__}, expected a torch.Tensor")
         if W.ndim != 2: raise ValueError(f"factor W_{l} must be 2-D, got shape {tuple(W.shape)}")
-        if W.dtype != factors[0].dtype: raise TypeError(f"factor W_{l} has dtype {W.dtype}, but W_1 has {factors[0].dtype}")
+        if W.dtype != factors[0].dtype:
+            raise TypeError(f"factor W_{l} has dtype {W.dtype}, but W_1 has {factors[0].dtype}")
         if not W.is_floating_point(): raise TypeError(f"factor W_{l} has non-floating dtype {W.dtype}")
     for l in range(1, len(factors)):
         below, above = factors[l - 1], factors[l]
@@ -78,7 +80,7 @@ def scaled_orthogonal_init(m: int,              # rows of the product
                            eps: float,          # scale of every factor
                            generator: torch.Generator | None = None,
                            dtype: torch.dtype = torch.float64, device=None) -> list[Tensor]:
-    "Factors [W_1 (width x n), ..., W_L (m x width)] of an m x n depth-L factorization, each eps times a Haar (semi-)orthogonal matrix."
+    "Factors [W_1 (width x n), ..., W_L (m x width)] of an m x n product, each eps times a Haar (semi-)orthogonal one."
     for name, value in (('m', m), ('n', n), ('width', width)): check_int(name, value)
     check_int('depth', depth, minimum=2); check_positive('eps', eps)
     shapes = [(width, n)] + [(width, width)] * (depth - 2) + [(m, width)]
@@ -111,7 +113,8 @@ def factor_gradients(factors,                      # [W_1, ..., W_L]
     "Per-layer gradients [dLoss/dW_1, ..., dLoss/dW_L]: W_{L:l+1}^T grad_X W_{l-1:1}^T in O(L) products."
     if check:
         m, n = check_factors(factors)
-        if tuple(grad_X.shape) != (m, n): raise ValueError(f"grad_X has shape {tuple(grad_X.shape)}, the product is {m} x {n}")
+        if tuple(grad_X.shape) != (m, n):
+            raise ValueError(f"grad_X has shape {tuple(grad_X.shape)}, the product is {m} x {n}")
     if prefixes is None and len(factors) > 1: prefixes = prefix_products(factors[:-1])
     grads, upstream = [None] * len(factors), grad_X  # upstream = W_{L:l+1}^T G, built from the top down
     for l in range(len(factors) - 1, -1, -1):
@@ -122,7 +125,7 @@ def factor_gradients(factors,                      # [W_1, ..., W_L]
 # %% ../nbs/00_factorization.ipynb #0611d8d7
 def random_low_rank(m: int, n: int, rank: int, generator: torch.Generator | None = None,
                     dtype: torch.dtype = torch.float64, device=None, factored: bool = False):
-    "Rank-`rank` truncated SVD of an m x n standard Gaussian: the matrix, or (left m x r, right n x r) with target = left @ right.T."
+    "Rank-`rank` truncated SVD of an m x n standard Gaussian, or its factors (left m x r, right n x r) with `factored`."
     for name, value in (('m', m), ('n', n), ('rank', rank)): check_int(name, value)
     if rank >= min(m, n): raise ValueError(f"rank must be < min(m, n) = {min(m, n)} for a low-rank target, got {rank}")
     gauss = torch.randn(m, n, generator=generator, dtype=torch.float64,

@@ -173,7 +173,8 @@ def subspaces_from_compression(compressed, Q: Tensor, side: str = 'right') -> In
 def subspaces_from_gradient(factors, target, k, eps, mask=None) -> InvariantSubspaces:
     "Deprecated: compress from one gradient at init (`compress_factorization`), then `subspaces_from_bases`."
     warnings.warn("subspaces_from_gradient is deprecated: build the compression with deeplora_nb.compression."
-                  "compress_factorization and complete its bases with subspaces_from_bases", DeprecationWarning, stacklevel=2)
+                  "compress_factorization and complete its bases with subspaces_from_bases",
+                  DeprecationWarning, stacklevel=2)
     from .compression import compress_factorization, compress_factorization_transposed  # kept for old callers only
     X0 = end_to_end(factors)
     grads = factor_gradients(factors, X0 - target if mask is None else mask * (X0 - target))
