@@ -58,8 +58,12 @@ def check_factors(factors) -> tuple[int, int]:
     return factors[-1].shape[0], factors[0].shape[1]
 
 # %% ../nbs/00_factorization.ipynb #931260f0
-def haar_orthogonal(m: int, n: int, generator: torch.Generator | None = None,
-                    dtype: torch.dtype = torch.float64, device=None) -> Tensor:
+def haar_orthogonal(m: int,                                  # rows
+                    n: int,                                  # columns
+                    generator: torch.Generator | None = None,  # the random source (its device is used)
+                    dtype: torch.dtype = torch.float64,      # of the result; the QR runs in float64 regardless
+                    device=None,                             # of the result
+                   ) -> Tensor:
     "A Haar-random m x n matrix with orthonormal columns (m >= n) or orthonormal rows (m < n)."
     check_int('m', m); check_int('n', n)
     tall = m >= n
@@ -123,8 +127,14 @@ def factor_gradients(factors,                      # [W_1, ..., W_L]
     return grads
 
 # %% ../nbs/00_factorization.ipynb #0611d8d7
-def random_low_rank(m: int, n: int, rank: int, generator: torch.Generator | None = None,
-                    dtype: torch.dtype = torch.float64, device=None, factored: bool = False):
+def random_low_rank(m: int,                                  # rows
+                    n: int,                                  # columns
+                    rank: int,                               # r < min(m, n)
+                    generator: torch.Generator | None = None,  # the random source
+                    dtype: torch.dtype = torch.float64,      # of the result; the SVD runs in float64 regardless
+                    device=None,                             # of the result
+                    factored: bool = False,                  # return (left, right) instead of the m x n matrix
+                   ):
     "Rank-`rank` truncated SVD of an m x n standard Gaussian, or its factors (left m x r, right n x r) with `factored`."
     for name, value in (('m', m), ('n', n), ('rank', rank)): check_int(name, value)
     if rank >= min(m, n): raise ValueError(f"rank must be < min(m, n) = {min(m, n)} for a low-rank target, got {rank}")

@@ -170,7 +170,12 @@ def subspaces_from_compression(compressed, Q: Tensor, side: str = 'right') -> In
     return subspaces_from_bases(compressed.right, compressed.left, Q, side)
 
 # %% ../nbs/01_theory.ipynb #a070400c
-def subspaces_from_gradient(factors, target, k, eps, mask=None) -> InvariantSubspaces:
+def subspaces_from_gradient(factors,     # scaled orthogonal [W_1, ..., W_L] at init
+                            target,      # the m x n target
+                            k,           # kept directions
+                            eps,         # the initialisation scale
+                            mask=None,   # observed entries (1) of a completion problem; None: all
+                           ) -> InvariantSubspaces:
     "Deprecated: compress from one gradient at init (`compress_factorization`), then `subspaces_from_bases`."
     warnings.warn("subspaces_from_gradient is deprecated: build the compression with deeplora_nb.compression."
                   "compress_factorization and complete its bases with subspaces_from_bases",
