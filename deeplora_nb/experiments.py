@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_experiments.ipynb #e9e4c653
 from __future__ import annotations
-import argparse, json, math, os, platform, time
+import json, math, os, platform, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 import numpy as np
