@@ -1,6 +1,7 @@
 """Run the paper's fine-tuning protocol (deeplora_nb.experiments.protocol_plan) resumably, in several processes.
 
     nice -n 10 python bench/finetune_experiments.py --workers 2 --pids /tmp/deeplora_runner.pids   # this 2-core CPU box
+    nice -n 10 python bench/finetune_experiments.py --workers 2 --claims-first   # the order the saved runs were made in
     python bench/finetune_experiments.py --model /data/minilm --device cuda --steps 500 --seeds 20 \\
         --results runs/protocol_gpu.jsonl                                   # the full-size version on a GPU machine
 
@@ -28,9 +29,20 @@ def parser():
     p.add_argument("--few-seeds", type=int, default=5, help="seeds of parts c, d, f")
     p.add_argument("--eval-size", type=int, default=1000, help="validation examples (more than a split has: all of it)")
     p.add_argument("--parts", default="abcdef", help="which parts, in this order")
+    p.add_argument("--claims-first", action="store_true",
+                   help="after (a), one answer per claim before more of any: (c) at rank 8, (d)'s compressed adapter at "
+                        "lr 1e-2, (c) at rank 64, (d) at lr 1e-4, (c) at ranks 16 and 32, then the rest in --parts order")
     p.add_argument("--pids", type=Path, default=None, help="write the worker pids here, one per line")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p
+
+
+def claims_first(item) -> tuple:
+    "Sort key of --claims-first (a stable sort keeps the plan's own order inside each group)."
+    part, _, config = item
+    if part == "c": return (1, {8: 0, 64: 2}.get(config.rank, 4))
+    if part == "d": return (1, 1 if config.lr > 1e-3 else 3)
+    return (0 if part == "a" else 2, 0)
 
 
 def main():
@@ -47,6 +59,7 @@ def main():
     args.results.parent.mkdir(parents=True, exist_ok=True)
     plan = protocol_plan(steps=args.steps, seeds=args.seeds, few_seeds=args.few_seeds, steps_256=args.steps_256, model=args.model,
                          eval_size=args.eval_size, device=args.device, parts=args.parts)
+    if args.claims_first: plan = sorted(plan, key=claims_first)
     done = run_protocol(args.results, plan)
     print(f"finished {done} runs; results in {args.results}")
 
