@@ -27,7 +27,7 @@ def paired_difference(reference,                 # one metric per seed: the refe
                       permutations: int = 20000, # random sign flips when there are more than 16 seeds
                       seed: int = 0,             # seed of those random flips
                      ) -> dict:
-    "Per-seed difference other - reference: mean, sd, standard error, wins/losses/ties and a sign-flip test's p-value."
+    "Per-seed difference other - reference: mean, sd, standard error, wins/losses/ties, a sign-flip p-value and its floor."
     a, b = np.asarray(reference, float), np.asarray(other, float)
     if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
         raise ValueError(f"paired results need two equally long 1-D sequences, got shapes {a.shape} and {b.shape}")
@@ -36,8 +36,10 @@ def paired_difference(reference,                 # one metric per seed: the refe
     if n <= 16: signs = np.array(np.meshgrid(*[[-1, 1]] * n)).reshape(n, -1).T
     else: signs = np.random.default_rng(seed).choice([-1, 1], size=(permutations, n))
     p_value = float((np.abs((signs * d).mean(1)) >= abs(d.mean()) - 1e-12).mean())
+    ties = int((d == 0).sum())
+    min_p = min(1.0, 2.0 / 2 ** (n - ties)) if n <= 16 else 1.0 / permutations   # the smallest p this test can give
     return dict(n=n, mean=float(d.mean()), sd=sd, se=sd / math.sqrt(n) if n > 1 else float("nan"),
-                wins=int((d > 0).sum()), losses=int((d < 0).sum()), ties=int((d == 0).sum()), p_value=p_value)
+                wins=int((d > 0).sum()), losses=int((d < 0).sum()), ties=ties, p_value=p_value, min_p=min_p)
 
 # %% ../nbs/06_experiments.ipynb #a8b6656d
 @dataclass
@@ -452,10 +454,14 @@ def verdict(d: dict | None,          # a `paired` difference, or None
             other: str,              # the method d measures
             alpha: float = 0.05,     # significance level of the sign-flip test
            ) -> str:
-    "Which method the paired runs favour: significant at `alpha` (sign-flip test), or no detectable difference."
+    "Which method the paired runs favour at `alpha` (sign-flip test), no detectable difference, or too few seeds to tell."
     if d is None: return "fewer than 2 paired seeds so far"
-    if d["p_value"] >= alpha: return f"no significant difference ({d['n']} seeds)"
-    return f"{LABELS[other] if d['mean'] > 0 else LABELS[reference]} ahead (p = {d['p_value']:.3f})"
+    if d["ties"] == d["n"]: return f"identical in all {d['n']} seeds"
+    if d["p_value"] < alpha:
+        return f"{LABELS[other] if d['mean'] > 0 else LABELS[reference]} ahead (p = {d['p_value']:.3f})"
+    if d.get("min_p", 0.0) >= alpha:   # e.g. 5 seeds: no sign pattern reaches p < 0.05 in a two-sided sign-flip test
+        return f"too few seeds to decide ({d['n']} seeds: this test's p cannot go below {d['min_p']:.3f})"
+    return f"no significant difference ({d['n']} seeds)"
 
 # %% ../nbs/06_experiments.ipynb #a40a77d3
 def majority_rate(task: Task, eval_size: int | None) -> float:
