@@ -460,7 +460,8 @@ def verdict(d: dict | None,          # a `paired` difference, or None
     if d["p_value"] < alpha:
         return f"{LABELS[other] if d['mean'] > 0 else LABELS[reference]} ahead (p = {d['p_value']:.3f})"
     if d.get("min_p", 0.0) >= alpha:   # e.g. 5 seeds: no sign pattern reaches p < 0.05 in a two-sided sign-flip test
-        return f"too few seeds to decide ({d['n']} seeds: this test's p cannot go below {d['min_p']:.3f})"
+        tied = f", {d['ties']} of them tied" if d["ties"] else ""
+        return f"too few seeds to decide ({d['n']} seeds{tied}: this test's p cannot go below {d['min_p']:.3f})"
     return f"no significant difference ({d['n']} seeds)"
 
 # %% ../nbs/06_experiments.ipynb #a40a77d3
