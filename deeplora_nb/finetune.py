@@ -644,10 +644,11 @@ def adam_eps_from_gradient(sigma_g: float,       # top singular value of dLoss/d
                            eps: float = 1e-3,    # scale of the deep factors' initialisation
                            depth: int = 3,       # factors per adapter (a depth-2 baseline gets depth 3's eps)
                            escape_steps: float = REFERENCE_ESCAPE_STEPS,  # steps to leave the init (the paper's)
+                           ceiling: float = PAPER_ADAM_EPS,  # never above this: the paper's eps already escapes sooner
                           ) -> float:
     "The AdamW eps under which a depth-`depth` factorization initialised at `eps` leaves its init in `escape_steps`."
     if depth < 3: depth = 3          # a depth-2 baseline gets the eps of the deep adapters it is compared with
-    return escape_steps * lr * (depth - 2) * eps ** (depth - 2) * sigma_g
+    return min(escape_steps * lr * (depth - 2) * eps ** (depth - 2) * sigma_g, ceiling)
 
 # %% ../nbs/05_finetune.ipynb #3ac64d13
 @torch.no_grad()
