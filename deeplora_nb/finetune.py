@@ -602,6 +602,11 @@ class FinetuneConfig:
         if unknown: raise ValueError(f"unknown FinetuneConfig fields {sorted(unknown)}")
         return cls(**{**d, **{k: tuple(d[k]) for k in ("betas", "eval_steps") if k in d}})
 
+def _former_targets(self: FinetuneConfig):
+    warnings.warn("FinetuneConfig.targets is deprecated; read target_modules", DeprecationWarning, stacklevel=2)
+    return self.target_modules
+FinetuneConfig.targets = property(_former_targets, doc="Deprecated: the former name of `target_modules`.")
+
 # %% ../nbs/05_finetune.ipynb #9d60559b
 _VARIANT = {"lora": "vanilla", "deep_lora": "full", "deep_lora_narrow": "narrow", "deep_lora_compressed": "compressed"}
 
