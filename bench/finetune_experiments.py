@@ -26,7 +26,7 @@ def parser():
     p.add_argument("--steps", type=int, default=200, help="steps of parts a-e (the paper: 500 for the few-shot sweep)")
     p.add_argument("--steps-256", type=int, default=500, help="steps of part f")
     p.add_argument("--seeds", type=int, default=10, help="paired seeds of parts a, b, e")
-    p.add_argument("--few-seeds", type=int, default=5, help="seeds of parts c, d, f")
+    p.add_argument("--few-seeds", type=int, default=6, help="seeds of parts c, d, f (6: the fewest a paired sign-flip test can decide on)")
     p.add_argument("--eval-size", type=int, default=1000, help="validation examples (more than a split has: all of it)")
     p.add_argument("--parts", default="abcdef", help="which parts, in this order")
     p.add_argument("--claims-first", action="store_true",

@@ -296,7 +296,7 @@ def protocol_run_id(config: FinetuneConfig, arm: str) -> str:
 # %% ../nbs/06_experiments.ipynb #bff9c34c
 def protocol_plan(steps: int = 200,            # training steps of every part but (f)
                   seeds: int = 10,             # paired seeds of (a), (b), (e)
-                  few_seeds: int = 5,          # seeds of (c), (d), (f)
+                  few_seeds: int = 6,          # seeds of (c), (d), (f): the fewest a paired test can decide on
                   steps_256: int = 500,        # training steps of (f)
                   model: str | None = None,    # a local model folder (or hub name); None: the offline MiniLM
                   eval_size: int | None = 1000,  # validation examples (None, or more than the split: the whole split)
