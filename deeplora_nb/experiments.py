@@ -18,8 +18,8 @@ from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, COMPRESSED_LR, Fi
 __all__ = ['ARMS', 'EARLY_STEP', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig', 'run_plan', 'best_lrs', 'summarize',
            'run_comparison', 'comparison_table', 'plot_comparison', 'write_report', 'main', 'protocol_run_id',
            'protocol_plan', 'markdown_table', 'read_protocol_runs', 'run_protocol', 'metric_at', 'select', 'paired',
-           'verdict', 'majority_rate', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step', 'parsimony_rows',
-           'summary_lines']
+           'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step',
+           'parsimony_rows', 'summary_lines']
 
 # %% ../nbs/06_experiments.ipynb #9c9ede4e
 def paired_difference(reference,                 # one metric per seed: the reference method
@@ -441,12 +441,14 @@ def select(runs,                      # protocol records (`read_protocol_runs`'s
 def paired(reference: dict,          # {seed: record} of the reference method (`select`)
            other: dict,              # {seed: record} of the other method
            step: int | None = None,  # compare the metrics after this step; None: after the last
+           value=None,               # value(record, step) -> float | None, higher is better; None: `metric_at`
           ) -> dict | None:
     "`paired_difference` of other - reference over the seeds both have; None with fewer than two."
+    value = value or metric_at
     seeds = sorted(s for s in set(reference) & set(other)
-                   if metric_at(reference[s], step) is not None and metric_at(other[s], step) is not None)
+                   if value(reference[s], step) is not None and value(other[s], step) is not None)
     if len(seeds) < 2: return None
-    a, b = [metric_at(reference[s], step) for s in seeds], [metric_at(other[s], step) for s in seeds]
+    a, b = [value(reference[s], step) for s in seeds], [value(other[s], step) for s in seeds]
     return dict(paired_difference(a, b), reference_mean=float(np.mean(a)), other_mean=float(np.mean(b)), seeds=seeds)
 
 def verdict(d: dict | None,          # a `paired` difference, or None
@@ -463,6 +465,17 @@ def verdict(d: dict | None,          # a `paired` difference, or None
         tied = f", {d['ties']} of them tied" if d["ties"] else ""
         return f"too few seeds to decide ({d['n']} seeds{tied}: this test's p cannot go below {d['min_p']:.3f})"
     return f"no significant difference ({d['n']} seeds)"
+
+# %% ../nbs/06_experiments.ipynb #7c1e0b5b
+def loss_drop_at(record: dict,             # a run record with its per-step `train_loss`
+                 step: int | None = None,  # None: the last step
+                 window: int = 5,          # steps averaged, ending at `step` (one batch is noisy)
+                ) -> float | None:
+    "How far the training loss has fallen by `step`: the first step's loss minus the mean over the `window` steps to `step`."
+    losses = record.get("train_loss") or []
+    step = len(losses) if step is None else step
+    if not losses or not window <= step <= len(losses): return None
+    return float(losses[0] - np.mean(losses[step - window:step]))
 
 # %% ../nbs/06_experiments.ipynb #a40a77d3
 def majority_rate(task: Task, eval_size: int | None) -> float:
@@ -518,7 +531,8 @@ _PROGRESS_VARIANTS = [("deep_lora", 1e-4), ("deep_lora_narrow", 1e-4), ("deep_lo
                       ("deep_lora_compressed", COMPRESSED_LR)]
 
 def progress_rows(runs, step: int = EARLY_STEP) -> list:
-    "Claim 4 (early progress): per method, lr and arm, the metric at `step` and at the end (n = 16, rank 8)."
+    """Claim 4 (early progress): per method, lr and arm, the metric at `step` and at the end, and the training loss's
+    fall by `step` (n = 16, rank 8); each paired with the narrow adapter."""
     rows = []
     for arm in ARMS:
         narrow = select(runs, arm, task="rotten_tomatoes", n_train=16, method="deep_lora_narrow", rank=8, lr=1e-4)
@@ -526,12 +540,17 @@ def progress_rows(runs, step: int = EARLY_STEP) -> list:
             got = select(runs, arm, task="rotten_tomatoes", n_train=16, method=method, rank=8, lr=lr)
             if not got: continue
             early = [metric_at(r, step) for r in got.values() if metric_at(r, step) is not None]
-            vs_narrow = paired(narrow, got, step) if method != "deep_lora_narrow" else None
+            drops = [loss_drop_at(r, step) for r in got.values() if loss_drop_at(r, step) is not None]
+            reference = method == "deep_lora_narrow"
+            vs_narrow = None if reference else paired(narrow, got, step)
+            drop_vs_narrow = None if reference else paired(narrow, got, step, value=loss_drop_at)
             paper = PAPER["progress"][method]
             rows.append(dict(method=method, lr=lr, arm=arm, n=len(got), early=float(np.mean(early)) if early else None,
                              final=float(np.mean([r["metric"] for r in got.values()])), vs_narrow=vs_narrow,
-                             verdict=verdict(vs_narrow, "deep_lora_narrow", method) if method != "deep_lora_narrow"
-                             else "reference", paper=f"{paper[0]:.3f} / {paper[1]:.3f}"))
+                             verdict="reference" if reference else verdict(vs_narrow, "deep_lora_narrow", method),
+                             loss_drop=float(np.mean(drops)) if drops else None, drop_vs_narrow=drop_vs_narrow,
+                             drop_verdict="reference" if reference else verdict(drop_vs_narrow, "deep_lora_narrow", method),
+                             paper=f"{paper[0]:.3f} / {paper[1]:.3f}"))
     return rows
 
 # %% ../nbs/06_experiments.ipynb #e0364f01
@@ -575,7 +594,8 @@ def _fewshot_line(r: dict) -> str:
 def _progress_line(r: dict) -> str:
     return (f"Early progress, {LABELS[r['method']]} at lr {r['lr']:g}, {r['arm']} arm: step 20 {_fmt(r['early'])}, "
             f"final {_fmt(r['final'])}; against the narrow adapter at step 20: "
-            f"{_effect(r['vs_narrow'], 'deep_lora_narrow', r['method'])}.")
+            f"{_effect(r['vs_narrow'], 'deep_lora_narrow', r['method'])}; the training loss's fall by step 20 "
+            f"{_fmt(r['loss_drop'])}, against the narrow adapter: {_effect(r['drop_vs_narrow'], 'deep_lora_narrow', r['method'])}.")
 
 def _updates_line(r: dict) -> str:
     escape = (f"some layer left rank 0 in {r['escaped']} of {r['runs']} runs (median step {r['escape_median']:.0f})"
