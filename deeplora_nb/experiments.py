@@ -441,10 +441,9 @@ def select(runs,                      # protocol records (`read_protocol_runs`'s
 def paired(reference: dict,          # {seed: record} of the reference method (`select`)
            other: dict,              # {seed: record} of the other method
            step: int | None = None,  # compare the metrics after this step; None: after the last
-           value=None,               # value(record, step) -> float | None, higher is better; None: `metric_at`
+           value=metric_at,          # value(record, step) -> float | None, higher is better
           ) -> dict | None:
     "`paired_difference` of other - reference over the seeds both have; None with fewer than two."
-    value = value or metric_at
     seeds = sorted(s for s in set(reference) & set(other)
                    if value(reference[s], step) is not None and value(other[s], step) is not None)
     if len(seeds) < 2: return None
