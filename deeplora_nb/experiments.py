@@ -11,15 +11,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .factorization import is_integer, is_finite_number, check_int, check_positive
-from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, COMPRESSED_LR, FinetuneConfig, Task, finetune,
+from .finetune import (METHODS, OFFLINE_TASKS, PAPER_ADAM_EPS, PAPER_STEPS, COMPRESSED_LR, FinetuneConfig, Task, finetune,
                                   load_task, load_model, evaluation_examples, _check_writable)
 
 # %% auto #0
-__all__ = ['ARMS', 'EARLY_STEP', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig', 'run_plan', 'best_lrs', 'summarize',
-           'run_comparison', 'comparison_table', 'plot_comparison', 'write_report', 'main', 'protocol_run_id',
-           'protocol_plan', 'markdown_table', 'read_protocol_runs', 'run_protocol', 'metric_at', 'select', 'paired',
-           'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'rank_rows', 'progress_rows', 'escape_step',
-           'parsimony_rows', 'summary_lines']
+__all__ = ['ARMS', 'EARLY_STEP', 'GLUE_EVAL_STEPS', 'GLUE_RANK_EVERY', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig',
+           'run_plan', 'best_lrs', 'summarize', 'run_comparison', 'comparison_table', 'plot_comparison', 'write_report',
+           'main', 'protocol_run_id', 'protocol_plan', 'markdown_table', 'read_protocol_runs', 'run_protocol',
+           'metric_at', 'select', 'paired', 'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'rank_rows',
+           'progress_rows', 'escape_step', 'parsimony_rows', 'summary_lines']
 
 # %% ../nbs/06_experiments.ipynb #9c9ede4e
 def paired_difference(reference,                 # one metric per seed: the reference method
@@ -287,11 +287,14 @@ def main(argv=None):
 # %% ../nbs/06_experiments.ipynb #784ce347
 ARMS = {"paper": PAPER_ADAM_EPS, "remedy": "auto"}   # AdamW eps of the adapters: the paper's, or from the init gradient
 EARLY_STEP = 20                                     # the paper's early-progress figure reads the metric here
+GLUE_EVAL_STEPS = (EARLY_STEP, 100, 300)            # (g), (h): the metric is also read after these steps
+GLUE_RANK_EVERY = 20                                # (g), (h): layers off rank 0 counted every this many steps
 
 def protocol_run_id(config: FinetuneConfig, arm: str) -> str:
     "A stable name of one run of the protocol (what identifies it in the results file)."
+    head = "" if (config.head_init, config.head_seed) == ("normal", None) else f"/head-{config.head_init}{config.head_seed}"
     return (f"{config.task}/n{config.n_train}/{config.method}/r{config.rank}/lr{config.lr:g}/{arm}/steps{config.steps}/"
-            f"seed{config.seed}")
+            f"seed{config.seed}{head}")
 
 # %% ../nbs/06_experiments.ipynb #bff9c34c
 def protocol_plan(steps: int = 200,            # training steps of every part but (f)
@@ -303,12 +306,19 @@ def protocol_plan(steps: int = 200,            # training steps of every part bu
                   device: str = "cpu",
                   rank_every: int = 10,        # record how many layers have left rank 0 every this many steps
                   probe_steps: int = 60,       # steps of the plateau probe (part p, run only when asked for)
+                  steps_1024: int = PAPER_STEPS["sst2"],  # training steps of (g), (h): the paper's GLUE-1,024 run of SST-2
                   parts: str = "abcdef") -> list[tuple[str, str, FinetuneConfig]]:
     """The paper's protocol in the order it is run: [(part, run id, config)]. Frozen head, shared lr 1e-4, AdamW,
     batch 16, max length 128 (longer examples dropped in training and evaluation); each run in both arms (`ARMS`)."""
-    def base(task, **kw):
-        return FinetuneConfig.paper(task=task, model=model, device=device, steps=steps, eval_size=eval_size,
-                                    eval_steps=(EARLY_STEP,), record_ranks=True, rank_every=rank_every, **kw)
+    def base(task, **kw):   # (a)-(f), (p): the per-seed N(0, 0.02) head their saved runs were made with
+        return FinetuneConfig.paper(**{**dict(task=task, model=model, device=device, steps=steps, eval_size=eval_size,
+                                              eval_steps=(EARLY_STEP,), record_ranks=True, rank_every=rank_every,
+                                              head_init="normal", head_seed=None), **kw})
+    def glue_1024(part, task):   # the paper's head and evaluation; LoRA in the paper arm only: the remedy is Deep LoRA's
+        return [(part, arm, base(task, n_train=1024, method=m, seed=s, adam_eps=ARMS[arm], steps=steps_1024,
+                                 eval_size=None, eval_steps=GLUE_EVAL_STEPS, rank_every=GLUE_RANK_EVERY,
+                                 head_init="lecun", head_seed=0))
+                for s in range(seeds) for m, arm in (("lora", "paper"), ("deep_lora", "paper"), ("deep_lora", "remedy"))]
     def cells(part, task, n, methods, n_seeds, **kw):
         return [(part, arm, base(task, n_train=n, method=m, seed=s, adam_eps=eps, **kw))
                 for s in range(n_seeds) for arm, eps in ARMS.items() for m in methods]
@@ -323,6 +333,8 @@ def protocol_plan(steps: int = 200,            # training steps of every part bu
         e=cells("e", "bbc_news", 16, ("lora", "deep_lora"), seeds),
         p=[(p, arm, replace(c, steps=probe_steps, rank_every=5)) for task in ("bbc_news", "rotten_tomatoes")
            for p, arm, c in cells("p", task, 16, deep if task == "bbc_news" else deep[1:], 1)][::-1],  # remedy first
+        g=glue_1024("g", "rotten_tomatoes"),
+        h=glue_1024("h", "bbc_news"),
         f=[(p, arm, replace(c, steps=steps_256, eval_steps=(EARLY_STEP,) if EARLY_STEP <= steps_256 else ()))
            for p, arm, c in cells("f", "rotten_tomatoes", 256, ("lora", "deep_lora", "deep_lora_compressed",
                                                                  "peft_lora"), few_seeds)],

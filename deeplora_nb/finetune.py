@@ -17,13 +17,13 @@ from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, 
                                  load_deep_lora, update_ranks)
 
 # %% auto #0
-__all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'DEFAULT_LR',
-           'COMPRESSED_LR', 'data_dir', 'offline_manifest', 'Task', 'parse_dataset_name', 'load_task',
-           'matthews_corrcoef', 'pearson', 'compute_metric', 'default_model_path', 'head_names', 'init_head',
-           'load_model', 'tiny_bert', 'encode', 'collate', 'few_shot_indices', 'batch_schedule', 'evaluation_examples',
-           'predict', 'evaluate', 'FinetuneConfig', 'adapter_config', 'adapted_layers', 'split_head_group',
-           'adam_eps_from_gradient', 'init_gradient_scale', 'attach_method', 'finetune', 'load_finetuned', 'ddp_worker',
-           'check_ddp']
+__all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'HEAD_INITS', 'METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS',
+           'PAPER_STEPS', 'DEFAULT_LR', 'COMPRESSED_LR', 'data_dir', 'offline_manifest', 'Task', 'parse_dataset_name',
+           'load_task', 'matthews_corrcoef', 'pearson', 'compute_metric', 'default_model_path', 'head_names',
+           'init_head', 'load_model', 'tiny_bert', 'encode', 'collate', 'few_shot_indices', 'batch_schedule',
+           'evaluation_examples', 'predict', 'evaluate', 'FinetuneConfig', 'adapter_config', 'adapted_layers',
+           'split_head_group', 'adam_eps_from_gradient', 'init_gradient_scale', 'attach_method', 'finetune',
+           'load_finetuned', 'ddp_worker', 'check_ddp']
 
 # %% ../nbs/05_finetune.ipynb #416edd2a
 OFFLINE_TASKS = ("rotten_tomatoes", "bbc_news")
@@ -377,25 +377,41 @@ def _pretrained(name: str, num_labels: int, dtype):
     return _PRETRAINED[key]
 
 # %% ../nbs/05_finetune.ipynb #46419da9
+HEAD_INITS = ("normal", "lecun")   # the model's own N(0, initializer_range); Flax's default Dense init (lecun-normal)
+_TRUNCATED_STD = 0.87962566103423978   # std of a standard normal truncated to [-2, 2]: Flax divides by it
+
 @torch.no_grad()
-def init_head(model, seed: int) -> None:
-    "Re-initialise the classification head from `seed`: weights N(0, initializer_range), biases 0."
+def init_head(model,                   # a classifier (`head_names` finds its head)
+              seed: int,               # seed of the draw
+              init: str = "normal",    # one of HEAD_INITS
+             ) -> None:
+    """Re-initialise the classification head from `seed`, biases 0. "normal": weights N(0, initializer_range), the
+    model's own init. "lecun": Flax's default Dense init, which the paper's runs used: a normal truncated to two standard
+    deviations and rescaled to variance 1 / fan_in (std 1/sqrt(384) = 0.051 on MiniLM, 2.5x "normal"'s 0.02)."""
+    if init not in HEAD_INITS: raise ValueError(f"unknown head init {init!r}; choose one of {list(HEAD_INITS)}")
     g = torch.Generator().manual_seed(seed)
-    std = getattr(model.config, "initializer_range", 0.02)
     for name in head_names(model):
         for m in model.get_submodule(name).modules():
-            if isinstance(m, nn.Linear):
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g, dtype=torch.float64) * std)
-                if m.bias is not None: m.bias.zero_()
+            if not isinstance(m, nn.Linear): continue
+            if init == "normal":
+                weight = torch.randn(m.weight.shape, generator=g, dtype=torch.float64)
+                weight *= getattr(model.config, "initializer_range", 0.02)
+            else:
+                weight = nn.init.trunc_normal_(torch.empty(m.weight.shape, dtype=torch.float64), 0.0, 1.0, -2.0, 2.0,
+                                               generator=g)
+                weight *= 1 / (math.sqrt(m.in_features) * _TRUNCATED_STD)
+            m.weight.copy_(weight)
+            if m.bias is not None: m.bias.zero_()
 
 def load_model(name: str | None = None,              # a folder or hub name; None: the offline MiniLM
                num_labels: int = 2,                   # outputs of the head (1: regression)
                seed: int = 0,                         # seed of the head's initialisation
-               dtype: torch.dtype = torch.float32):
+               dtype: torch.dtype = torch.float32,
+               head_init: str = "normal"):            # one of HEAD_INITS
     "(model, tokenizer): a fresh copy of the pretrained classifier with its head drawn from `seed`."
     model, tokenizer = _pretrained(name or default_model_path(), num_labels, dtype)
     model = copy.deepcopy(model)
-    init_head(model, seed)
+    init_head(model, seed, head_init)
     return model, tokenizer
 
 # %% ../nbs/05_finetune.ipynb #e4fcea5c
@@ -517,6 +533,8 @@ METHODS = {
 # %% ../nbs/05_finetune.ipynb #d19fb512
 PAPER_ADAM_EPS = 1e-6
 REFERENCE_ESCAPE_STEPS = 50.0  # the paper's STS-B runs: 1e-6 / (lr 1e-4 * eps 1e-3 * sigma_G 0.2)
+PAPER_STEPS = {"stsb": 500, "glue": 1000, "sst2": 600, "rank": 200}   # the paper's runs: few-shot STS-B, GLUE-1024
+                                                                   # (SST-2 600), the rank sweep
 DEFAULT_LR = 1e-4              # the paper's rate for LoRA and the full-width and narrow adapters
 COMPRESSED_LR = 1e-2           # the authors' rate for the compressed adapter: an r x r core moves about lr * r per step
 
@@ -535,6 +553,9 @@ def _check_run_settings(config) -> None:
         value = getattr(config, name)
         if not (is_finite_number(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    if config.head_init not in HEAD_INITS:
+        raise ValueError(f"head_init must be one of {list(HEAD_INITS)}, got {config.head_init!r}")
+    if config.head_seed is not None: check_int("head_seed", config.head_seed, minimum=0)
     if config.adam_eps != "auto" and not (is_finite_number(config.adam_eps) and config.adam_eps > 0):
         raise ValueError(f"adam_eps must be a finite positive number or 'auto', got {config.adam_eps!r}")
     bad = [s for s in config.eval_steps if not (is_integer(s) and 1 <= s <= config.steps)]
@@ -562,6 +583,8 @@ class FinetuneConfig:
     n_train: int | None = 64          # None: the whole training split
     replace: bool = True              # few-shot draws with replacement (the paper)
     train_head: bool = True           # the paper keeps its randomly initialised head frozen
+    head_init: str = "normal"         # one of HEAD_INITS: the model's own ("normal") or the paper's ("lecun")
+    head_seed: int | None = None      # None: the head is drawn from `seed`; an int: one head for every seed and method
     weight_decay: float = 0.0
     adam_eps: float | str = "auto"    # AdamW eps of the adapters; "auto": from the init gradient
     escape_steps: float = REFERENCE_ESCAPE_STEPS  # "auto": the steps a deep factor takes to leave its init
@@ -587,12 +610,22 @@ class FinetuneConfig:
         _check_run_settings(self)
 
     @classmethod
-    def paper(cls, **overrides) -> FinetuneConfig:
-        "The paper's setup: AdamW(.9, .999, eps 1e-6), lr 1e-4, batch 16, length 128 (longer dropped), frozen head."
+    def paper(cls,
+              claim: str = "sst2",  # which of the paper's runs sets the steps: a key of PAPER_STEPS
+              **overrides) -> FinetuneConfig:
+        """The paper's setup: AdamW(.9, .999, eps 1e-6), lr 1e-4, batch 16, length 128 (longer dropped), the claim's
+        step count, the whole validation split, and a frozen lecun-normal head drawn once and shared by every seed."""
+        if claim not in PAPER_STEPS: raise ValueError(f"unknown claim {claim!r}; choose one of {list(PAPER_STEPS)}")
         return cls(**{**dict(lr=1e-4, batch_size=16, max_length=128, drop_long=True, replace=True, train_head=False,
-                             weight_decay=0.0, adam_eps=PAPER_ADAM_EPS, betas=(0.9, 0.999)), **overrides})
+                             weight_decay=0.0, adam_eps=PAPER_ADAM_EPS, betas=(0.9, 0.999), steps=PAPER_STEPS[claim],
+                             eval_size=None, head_init="lecun", head_seed=0), **overrides})
 
     def to_dict(self) -> dict: return asdict(self)
+
+    @property
+    def head_draw_seed(self) -> int:
+        "The seed the head is drawn from: `head_seed`, or the run's own `seed` when that is None."
+        return self.seed if self.head_seed is None else self.head_seed
 
     @classmethod
     def from_dict(cls, d: dict) -> FinetuneConfig:
@@ -794,7 +827,8 @@ def finetune(config: FinetuneConfig,        # the run
     "Train one adapter on a few-shot sample and evaluate it: a JSON-ready result (and the model, with `return_model`)."
     task = task or load_task(config.task)
     if config.output_dir is not None: _check_writable(config.output_dir)
-    model, tokenizer = load_model(config.model, task.num_labels, seed=config.seed)
+    model, tokenizer = load_model(config.model, task.num_labels, seed=config.head_draw_seed,
+                                  head_init=config.head_init)
     model.to(config.device)
     shots, schedule, evaluation, counts = _run_data(config, task, tokenizer)
     torch.manual_seed(config.seed)
@@ -831,7 +865,7 @@ def load_finetuned(run_dir,                   # a folder written by `finetune` w
     result = json.loads((run_dir / "run.json").read_text())
     config = FinetuneConfig.from_dict(result["config"])
     base_name = model or config.model
-    base, tokenizer = load_model(base_name, result["num_labels"], seed=config.seed)
+    base, tokenizer = load_model(base_name, result["num_labels"], seed=config.head_draw_seed, head_init=config.head_init)
     try:
         if config.method == "peft_lora":
             from peft import PeftModel
