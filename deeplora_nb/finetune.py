@@ -40,29 +40,6 @@ PAPER_STEPS = {"stsb": 500, "glue": 1000, "sst2": 600, "rank": 200}   # the pape
 DEFAULT_LR = 1e-4              # the paper's rate for LoRA and the full-width and narrow adapters
 COMPRESSED_LR = 1e-2           # the authors' rate for the compressed adapter: an r x r core moves about lr * r per step
 
-def _check_run_settings(config) -> None:
-    "The checks of a `FinetuneConfig`, each failing with the setting's name and the rule it breaks."
-    if config.method not in METHODS:
-        raise ValueError(f"unknown method {config.method!r}; choose one of {list(METHODS)}")
-    for name in ("steps", "batch_size", "max_length", "rank", "depth"): check_int(name, getattr(config, name))
-    for name in ("n_train", "eval_size"):
-        value = getattr(config, name)
-        if value is not None and not (is_integer(value) and value >= 1):
-            raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    for name in ("eval_offset", "eval_every", "rank_every"): check_int(name, getattr(config, name), minimum=0)
-    for name in ("lr", "head_lr", "eps", "escape_steps"): check_positive(name, getattr(config, name))
-    for name in ("gamma", "weight_decay"):
-        value = getattr(config, name)
-        if not (is_finite_number(value) and value >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    if config.head_init not in HEAD_INITS:
-        raise ValueError(f"head_init must be one of {list(HEAD_INITS)}, got {config.head_init!r}")
-    if config.head_seed is not None: check_int("head_seed", config.head_seed, minimum=0)
-    if config.adam_eps != "auto" and not (is_finite_number(config.adam_eps) and config.adam_eps > 0):
-        raise ValueError(f"adam_eps must be a finite positive number or 'auto', got {config.adam_eps!r}")
-    bad = [s for s in config.eval_steps if not (is_integer(s) and 1 <= s <= config.steps)]
-    if bad: raise ValueError(f"eval_steps must be steps between 1 and steps={config.steps}, got {bad}")
-
 # %% ../nbs/05b_finetune.ipynb #e8d37f28
 @dataclass
 class FinetuneConfig:
@@ -104,7 +81,30 @@ class FinetuneConfig:
     def __post_init__(self):
         if self.lr is None: self.lr = COMPRESSED_LR if self.method == "deep_lora_compressed" else DEFAULT_LR
         self.betas, self.eval_steps = tuple(self.betas), tuple(self.eval_steps)
-        _check_run_settings(self)
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        "The checks of a `FinetuneConfig`, each failing with the setting's name and the rule it breaks."
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        for name in ("steps", "batch_size", "max_length", "rank", "depth"): check_int(name, getattr(self, name))
+        for name in ("n_train", "eval_size"):
+            value = getattr(self, name)
+            if value is not None and not (is_integer(value) and value >= 1):
+                raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        for name in ("eval_offset", "eval_every", "rank_every"): check_int(name, getattr(self, name), minimum=0)
+        for name in ("lr", "head_lr", "eps", "escape_steps"): check_positive(name, getattr(self, name))
+        for name in ("gamma", "weight_decay"):
+            value = getattr(self, name)
+            if not (is_finite_number(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if self.head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {list(HEAD_INITS)}, got {self.head_init!r}")
+        if self.head_seed is not None: check_int("head_seed", self.head_seed, minimum=0)
+        if self.adam_eps != "auto" and not (is_finite_number(self.adam_eps) and self.adam_eps > 0):
+            raise ValueError(f"adam_eps must be a finite positive number or 'auto', got {self.adam_eps!r}")
+        bad = [s for s in self.eval_steps if not (is_integer(s) and 1 <= s <= self.steps)]
+        if bad: raise ValueError(f"eval_steps must be steps between 1 and steps={self.steps}, got {bad}")
 
     @classmethod
     def paper(cls,
