@@ -55,12 +55,12 @@ def main():
     if args.pids and not args.worker: args.pids.write_text(f"{os.getpid()}\n")
     import torch
     torch.set_num_threads(args.threads)
-    from deeplora_nb.experiments import protocol_plan, run_protocol
+    from deeplora_nb.experiments import protocol_plan, run_plan
     args.results.parent.mkdir(parents=True, exist_ok=True)
     plan = protocol_plan(steps=args.steps, seeds=args.seeds, few_seeds=args.few_seeds, steps_256=args.steps_256, model=args.model,
                          eval_size=args.eval_size, device=args.device, parts=args.parts)
     if args.claims_first: plan = sorted(plan, key=claims_first)
-    done = run_protocol(args.results, plan)
+    done = run_plan(plan, args.results)
     print(f"finished {done} runs; results in {args.results}")
 
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 import torch
 from torch import Tensor
-from .factorization import check_factors, check_int, check_positive, chain_product, end_to_end
+from .checks import check_int, check_positive
+from .factorization import check_factors, chain_product, end_to_end
 
 # %% auto #0
 __all__ = ['CompressedFactorization', 'compression_basis', 'compress_factorization', 'compress_factorization_transposed',

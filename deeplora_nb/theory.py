@@ -4,20 +4,19 @@
 
 # %% ../nbs/01_theory.ipynb #98735885
 from __future__ import annotations
-import warnings
 from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 import matplotlib.pyplot as plt
-from .factorization import (check_factors, check_int, check_positive, is_integer, end_to_end,
-                                       factor_gradients, prefix_products)
+from .checks import check_int, check_positive, is_integer
+from .factorization import check_factors, factor_gradients, prefix_products
 
 # %% auto #0
 __all__ = ['orthonormal_complement', 'range_basis', 'principal_cosines', 'principal_angles', 'subspace_distance',
            'top_right_subspace', 'subspace_drift', 'plot_principal_angles', 'InvariantSubspaces', 'target_rank',
-           'subspaces_from_target', 'subspaces_from_bases', 'subspaces_from_compression', 'subspaces_from_gradient',
-           'LayerBases', 'haar_factors', 'layer_bases', 'block_deviations', 'rho_recursion', 'Trajectory',
-           'train_factorization', 'layer_singular_values', 'plot_singular_values']
+           'subspaces_from_target', 'subspaces_from_bases', 'LayerBases', 'haar_factors', 'layer_bases',
+           'block_deviations', 'rho_recursion', 'Trajectory', 'train_factorization', 'layer_singular_values',
+           'plot_singular_values']
 
 # %% ../nbs/01_theory.ipynb #7cdbe759
 def _orthonormalize(A: Tensor) -> Tensor: return torch.linalg.qr(A)[0]
@@ -162,31 +161,6 @@ def subspaces_from_bases(right: Tensor,        # n x a learning basis (V11)
         left_complement = orthonormal_complement(_orthonormalize(left))
         return InvariantSubspaces(right, left, Q.T @ left_complement, left_complement)
     raise ValueError(f"side must be 'right' or 'left', got {side!r}")
-
-def subspaces_from_compression(compressed, Q: Tensor, side: str = 'right') -> InvariantSubspaces:
-    "Deprecated: `subspaces_from_bases(compressed.right, compressed.left, Q, side)`."
-    warnings.warn("subspaces_from_compression is deprecated: use subspaces_from_bases(compressed.right, "
-                  "compressed.left, Q, side)", DeprecationWarning, stacklevel=2)
-    return subspaces_from_bases(compressed.right, compressed.left, Q, side)
-
-# %% ../nbs/01_theory.ipynb #a070400c
-def subspaces_from_gradient(factors,     # scaled orthogonal [W_1, ..., W_L] at init
-                            target,      # the m x n target
-                            k,           # kept directions
-                            eps,         # the initialisation scale
-                            mask=None,   # observed entries (1) of a completion problem; None: all
-                           ) -> InvariantSubspaces:
-    "Deprecated: compress from one gradient at init (`compress_factorization`), then `subspaces_from_bases`."
-    warnings.warn("subspaces_from_gradient is deprecated: build the compression with deeplora_nb.compression."
-                  "compress_factorization and complete its bases with subspaces_from_bases",
-                  DeprecationWarning, stacklevel=2)
-    from .compression import compress_factorization, compress_factorization_transposed  # kept for old callers only
-    X0 = end_to_end(factors)
-    grads = factor_gradients(factors, X0 - target if mask is None else mask * (X0 - target))
-    if factors[0].shape[0] == factors[0].shape[1]:
-        found, side = compress_factorization(factors, grads[0], k, eps), 'right'
-    else: found, side = compress_factorization_transposed(factors, grads[-1], k, eps), 'left'
-    return subspaces_from_bases(found.right, found.left, X0 / eps ** len(factors), side)
 
 # %% ../nbs/01_theory.ipynb #72cb0bd0
 @dataclass
