@@ -16,7 +16,7 @@ from safetensors import safe_open
 from safetensors.torch import save as tensors_to_bytes, save_file, load_file
 from transformers.pytorch_utils import Conv1D
 from .factorization import haar_orthogonal, scaled_orthogonal_init, chain_product
-from .factorization import is_integer, is_finite_number, check_int, check_positive
+from .checks import is_integer, is_finite_number, check_int, check_positive
 from .compression import CompressedFactorization, RandomOrthogonal
 from .compression import compress_factorization, compress_factorization_transposed
 

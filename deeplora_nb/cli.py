@@ -9,8 +9,9 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 from . import __version__
+from .checks import check_int, check_positive, check_writable
 from .factorization import (
-    check_int, check_positive, scaled_orthogonal_init, random_low_rank, end_to_end, factor_gradients)
+    scaled_orthogonal_init, random_low_rank, end_to_end, factor_gradients)
 from .compression import compress_factorization
 from .theory import (
     subspaces_from_target, layer_bases, block_deviations, rho_recursion, train_factorization, layer_singular_values,
@@ -158,14 +159,15 @@ def complete(argv: list[str] | None = None,  # the options; None: the command li
 # %% ../nbs/07_cli.ipynb #16f2398f
 def _finetune_parser() -> argparse.ArgumentParser:
     "The options of `deeplora_finetune`."
-    from deeplora_nb.finetune import METHODS, OFFLINE_TASKS
+    from deeplora_nb.finetune import METHODS
+    from deeplora_nb.tasks import OFFLINE_TASKS
     p = argparse.ArgumentParser(prog="deeplora_finetune", description="Paired few-shot comparison of Deep LoRA and "
                                 "LoRA on a text classification task.")
     p.add_argument("--task", default="rotten_tomatoes",
                    help=f"offline task {OFFLINE_TASKS}, a CSV/JSON file, or a datasets name (glue/stsb)")
     p.add_argument("--model", default=None,
                    help="sequence-classification checkpoint (folder or hub name); default: the offline MiniLM")
-    p.add_argument("--methods", type=_comma_separated(str, "method name"), default=("lora", "deep_lora"),
+    p.add_argument("--methods", type=_comma_separated(str, "method name"), default=("lora", "deep_lora_full"),
                    help=f"comma-separated, from {list(METHODS)}")
     p.add_argument("--n-train", type=_comma_separated(_positive_int, "positive integer"), default=(16, 64),
                    help="few-shot sizes, comma-separated")
@@ -208,7 +210,8 @@ def compare(argv: list[str] | None = None,  # the options; None: the command lin
            ) -> dict | None:
     "Console script `deeplora_finetune`: a paired comparison written to --out; its results when given `argv`."
     from dataclasses import replace
-    from deeplora_nb.finetune import FinetuneConfig, load_task, load_model, _check_writable
+    from deeplora_nb.finetune import FinetuneConfig
+    from deeplora_nb.tasks import load_task, load_model
     from deeplora_nb.experiments import ComparisonConfig, run_comparison, write_report, comparison_table
     args = _finetune_parser().parse_args(argv)
     if args.threads: torch.set_num_threads(args.threads)
@@ -217,7 +220,7 @@ def compare(argv: list[str] | None = None,  # the options; None: the command lin
     base = make(task=args.task, model=args.model, steps=args.steps, rank=args.rank, gamma=args.gamma,
                 head_lr=args.head_lr, adam_eps=_adam_eps_arg(args.adam_eps, args.paper_setup),
                 max_length=args.max_length)
-    _check_writable(args.out)
+    check_writable(args.out)
     task = load_task(args.task, text_column=args.text_column, text_pair_column=args.text_pair_column,
                      label_column=args.label_column)
     load_model(args.model, task.num_labels)
@@ -602,8 +605,8 @@ def _reproduce_parser() -> argparse.ArgumentParser:
 
 def _check_before_work(args: argparse.Namespace, out: Path) -> None:
     "Refuse, before any part runs, an output folder that cannot be written or a fine-tuning model that cannot load."
-    from deeplora_nb.finetune import _check_writable, load_model
-    try: _check_writable(out)
+    from deeplora_nb.tasks import load_model
+    try: check_writable(out)
     except ValueError as e: raise SystemExit(f"deeplora_reproduce: --out: {e}") from None
     if "finetune" in args.parts:
         try: load_model(args.model)   # cached: the fine-tuning part reuses it

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 from fastcore.basics import patch
-from .factorization import is_finite_number, check_int, check_positive, haar_orthogonal, scaled_orthogonal_init
+from .checks import is_finite_number, check_int, check_positive
+from .factorization import haar_orthogonal, scaled_orthogonal_init
 from .factorization import random_low_rank, prefix_products, chain_product, factor_gradients
 from .compression import CompressedFactorization, RandomOrthogonal, compress_matrix_free
 
