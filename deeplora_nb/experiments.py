@@ -18,8 +18,8 @@ from .finetune import METHODS, PAPER_ADAM_EPS, PAPER_STEPS, COMPRESSED_LR, Finet
 __all__ = ['ARMS', 'EARLY_STEP', 'GLUE_EVAL_STEPS', 'GLUE_RANK_EVERY', 'PAPER', 'LABELS', 'paired_difference', 'ComparisonConfig',
            'comparison_run_id', 'read_runs', 'run_plan', 'best_lrs', 'summarize', 'run_comparison', 'comparison_table',
            'plot_comparison', 'write_report', 'protocol_run_id', 'protocol_plan', 'markdown_table', 'metric_at',
-           'select', 'paired', 'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'rank_rows', 'progress_rows',
-           'escape_step', 'parsimony_rows', 'summary_lines']
+           'select', 'paired', 'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'glue_rows', 'rank_rows',
+           'progress_rows', 'escape_step', 'parsimony_rows', 'summary_lines', 'claim_rows']
 
 # %% ../nbs/06_experiments.ipynb #9c9ede4e
 def paired_difference(reference,                 # one metric per seed: the reference method
@@ -411,6 +411,7 @@ def markdown_table(header: list, rows: list) -> str:
 PAPER = {   # the paper's numbers (BERT-base; STS-B Pearson unless named), beside which ours are read
     "fewshot": {16: (.529, .598), 64: (.735, .751), 256: (.814, .828)},               # (vanilla LoRA, full Deep LoRA)
     "rank": {8: (.539, .635), 16: (.524, .652), 32: (.456, .660), 64: (.175, .667)},  # (vanilla LoRA, narrow Deep LoRA)
+    "glue": {"rotten_tomatoes": ("SST-2", .019), "bbc_news": ("GLUE mean", .0279)},  # full Deep LoRA - LoRA, n = 1,024
     "progress": {"deep_lora_full": (.649, .694), "deep_lora_compressed": (.601, .680),    # (step 20, final)
                  "deep_lora_narrow": (0.0, .720)},
 }
@@ -503,6 +504,29 @@ def fewshot_rows(runs,                                    # protocol records
                 paper = f"{paper[0]:.3f} / {paper[1]:.3f} ({paper[1] - paper[0]:+.3f})" if paper else "-"
                 rows.append(dict(task=task, n=n, arm=arm, diff=d, verdict=verdict(d, "lora", other), values=values,
                                  paper=paper))
+    return rows
+
+# %% ../nbs/06_experiments.ipynb #c597af79
+def glue_rows(runs,                                    # protocol records
+              tasks=("rotten_tomatoes", "bbc_news"),
+              steps=(100, 300, None),                  # read the difference after these steps (None: the last)
+              n: int = 1024,                           # the claim's training-set size
+             ) -> list:
+    "The GLUE-1,024 claim: per task and arm, full-width Deep LoRA minus the paper arm's vanilla LoRA, paired by seed."
+    rows = []
+    for task in tasks:
+        lora = select(runs, "paper", task=task, n_train=n, method="lora", rank=8)
+        for arm in ARMS:
+            deep = select(runs, arm, task=task, n_train=n, method="deep_lora_full", rank=8)
+            if not deep: continue
+            at = {step: paired(lora, deep, step) for step in steps}
+            moved = [r["layers_moved"][-1][1] for r in deep.values() if r.get("layers_moved")]
+            name, gain = PAPER["glue"][task]
+            rows.append(dict(task=task, arm=arm, seeds=len(deep), diffs=at, diff=at[None], verdict=verdict(at[None], "lora", "deep_lora_full"),
+                             lora=float(np.mean([r["metric"] for r in lora.values()])) if lora else None,
+                             deep=float(np.mean([r["metric"] for r in deep.values()])),
+                             moved=float(np.mean(moved)) if moved else None,
+                             layers=len(next(iter(deep.values())).get("update_ranks", {})), paper=f"{gain:+.3f} ({name})"))
     return rows
 
 # %% ../nbs/06_experiments.ipynb #1a865c17
@@ -601,7 +625,30 @@ def _updates_line(r: dict) -> str:
 def summary_lines(runs) -> list[str]:
     "The reading of the saved runs, one sentence per comparison, worded from the numbers (whichever way they fall)."
     return ([_fewshot_line(r) for r in fewshot_rows(runs)]
+            + [f"GLUE-1,024, {r['task']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora_full')}; the paper's "
+               f"gain: {r['paper']}." for r in glue_rows(runs)]
             + [f"Rank {r['rank']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora_narrow')}."
                for r in rank_rows(runs)]
             + [_progress_line(r) for r in progress_rows(runs) if r["method"] != "deep_lora_narrow"]
             + [_updates_line(r) for r in parsimony_rows(runs) if r["method"] != "peft_lora"])
+
+# %% ../nbs/06_experiments.ipynb #f651c529
+def _paper_gain(pair: tuple) -> str: return f"{pair[1] - pair[0]:+.3f}"
+
+def claim_rows(runs) -> list[list]:
+    "[claim, setting, seeds, Deep LoRA minus the reference (+- se), p, verdict, the paper's figure] per paired setting."
+    def row(claim, setting, d, ref, other, paper):
+        return [claim, setting, d["n"], f"{d['mean']:+.3f} +- {d['se']:.3f}", f"{d['p_value']:.3f}",
+                verdict(d, ref, other), paper]
+    rows = [row("few-shot", f"{r['task']}, n = {r['n']}, {r['arm']} arm", r["diff"], "lora", "deep_lora_full",
+                _paper_gain(PAPER["fewshot"][r["n"]]) if r["n"] in PAPER["fewshot"] else "-")
+            for r in fewshot_rows(runs) if r["diff"]]
+    rows += [row("GLUE-1,024", f"{r['task']}, {r['arm']} arm", r["diff"], "lora", "deep_lora_full", r["paper"])
+             for r in glue_rows(runs) if r["diff"]]
+    rows += [row("rank robustness", f"rank {r['rank']}, {r['arm']} arm", r["diff"], "lora", "deep_lora_narrow",
+                 _paper_gain(PAPER["rank"][r["rank"]])) for r in rank_rows(runs) if r["diff"]]
+    rows += [row("early progress (loss fall by step 20)", f"{LABELS[r['method']]}, lr {r['lr']:g}, {r['arm']} arm",
+                 r["drop_vs_narrow"], "deep_lora_narrow", r["method"],
+                 f"{PAPER['progress'][r['method']][0] - PAPER['progress']['deep_lora_narrow'][0]:+.3f} (Pearson at step 20)")
+             for r in progress_rows(runs) if r["method"] != "deep_lora_narrow" and r["drop_vs_narrow"]]
+    return rows
