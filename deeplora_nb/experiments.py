@@ -84,9 +84,10 @@ class ComparisonConfig:
 # %% ../nbs/06_experiments.ipynb #13b4fa16
 def comparison_run_id(config: FinetuneConfig,  # the run
                       part: str,               # the phase of the comparison it belongs to: "tune" or "compare"
+                      data: str = "",          # the task's `Task.digest()`: runs on edited data are other runs
                      ) -> str:
-    "A comparison run's id: part, method, n, lr and seed to read, then a digest of every setting of its config."
-    settings = json.dumps(dict(config.to_dict(), output_dir=None), sort_keys=True)
+    "A comparison run's id: part, method, n, lr and seed to read, then a digest of every setting of its config and the data."
+    settings = json.dumps(dict(config.to_dict(), output_dir=None, data=data), sort_keys=True)
     digest = hashlib.sha1(settings.encode()).hexdigest()[:16]
     return f"{part}/{config.method}/n{config.n_train}/lr{config.lr:g}/seed{config.seed}/{digest}"
 
@@ -180,7 +181,8 @@ def best_lrs(tune_runs: list) -> dict:
 
 def _run_comparison_part(configs: list, part: str, path: Path, task: Task, progress: bool) -> dict:
     "Run a comparison's configs through `run_plan` (each once) and read them back: {run id: record}, in order."
-    plan = list({comparison_run_id(c, part): (part, comparison_run_id(c, part), c) for c in configs}.values())
+    plan = list({comparison_run_id(c, part, task.digest()): (part, comparison_run_id(c, part, task.digest()), c)
+                 for c in configs}.values())
     run_plan(plan, path, task, progress)
     saved = read_runs(path)
     held = [run_id for _, run_id, _ in plan if run_id not in saved]
@@ -253,7 +255,7 @@ def run_comparison(config: ComparisonConfig,  # what to compare
     results = dict(config=asdict(config), task=repr(task), metric=task.metric, reference=reference, tuned_lr=best,
                    tune=tune, settings={}, seconds=time.perf_counter() - start)
     for kind in settings:
-        kind_runs = [runs[comparison_run_id(c, "compare")] for (k, *_), c in plan.items() if k == kind]
+        kind_runs = [runs[comparison_run_id(c, "compare", task.digest())] for (k, *_), c in plan.items() if k == kind]
         results["settings"][kind] = summarize(kind_runs, config.methods, config.n_train, reference)
     results["seconds_per_step"] = _medians(runs, config.methods, "seconds_per_step")
     results["setup_seconds"] = _medians(runs, config.methods, "setup_seconds")
@@ -506,7 +508,7 @@ def fewshot_rows(runs,                                    # protocol records
                                  paper=paper))
     return rows
 
-# %% ../nbs/06_experiments.ipynb #c597af79
+# %% ../nbs/06_experiments.ipynb #8839167a
 def glue_rows(runs,                                    # protocol records
               tasks=("rotten_tomatoes", "bbc_news"),
               steps=(100, 300, None),                  # read the difference after these steps (None: the last)
@@ -632,7 +634,7 @@ def summary_lines(runs) -> list[str]:
             + [_progress_line(r) for r in progress_rows(runs) if r["method"] != "deep_lora_narrow"]
             + [_updates_line(r) for r in parsimony_rows(runs) if r["method"] != "peft_lora"])
 
-# %% ../nbs/06_experiments.ipynb #f651c529
+# %% ../nbs/06_experiments.ipynb #3a695da2
 def _paper_gain(pair: tuple) -> str: return f"{pair[1] - pair[0]:+.3f}"
 
 def claim_rows(runs) -> list[list]:

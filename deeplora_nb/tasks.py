@@ -4,7 +4,7 @@
 
 # %% ../nbs/05a_tasks.ipynb #13e750e2
 from __future__ import annotations
-import copy, gzip, importlib.resources, json, math, re
+import copy, gzip, hashlib, importlib.resources, json, math, re
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -48,6 +48,12 @@ class Task:
 
     @property
     def is_regression(self) -> bool: return self.num_labels == 1
+
+    def digest(self) -> str:
+        "A hash of the examples, metric and labels: a saved run made on other (say, edited) data never passes for one on these."
+        content = json.dumps([self.train, self.validation, self.metric, self.num_labels, self.label_names],
+                             sort_keys=True, default=str)
+        return hashlib.sha256(content.encode()).hexdigest()[:16]
 
     def __repr__(self):
         kind = "regression" if self.is_regression else f"{self.num_labels} classes"
