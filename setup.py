@@ -37,7 +37,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
-    package_data={cfg['lib_name']: ['data/*', 'data/**/*', 'report_template.md']},
+    package_data={cfg['lib_name']: ['data/*', 'data/**/*', 'report_template.md', 'completion/fused_step.cpp']},
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'demo': demo_requirements, 'all': dev_requirements + demo_requirements},
     dependency_links=cfg.get('dep_links', '').split(),

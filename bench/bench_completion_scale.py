@@ -5,7 +5,7 @@
 
 Matrix-free construction (a structured random orthogonal start, never formed), then the fused kernel over the observed
 entries only, on all cores (torch's thread count). Reports time, iterations, peak resident memory of this process
-(getrusage) and the memory the original dense network would need (computed, not run). In the same process, before
+(getrusage) and the memory the full (dense) network would need (computed, not run). In the same process, before
 the large run, it times the paper's d = 1000 problem (r = 5, 20%, lr 5e3) for 2,000 steps with the same logging
 interval, and again after it, so that the cost per observed entry of the two is compared side by side (the
 reference cost is the mean of the two, which brackets the large run on a machine whose load drifts). The cost
@@ -70,9 +70,9 @@ def main():
                                                    ns_per_entry_before=ns_per_entry(before, reference_problem),
                                                    ns_per_entry_after=ns_per_entry(after, reference_problem)),
                cost_ratio_vs_d1000=big_ns / reference_ns, compressed_parameters=sum(t.numel() for t in result.factors),
-               dense_original=dense, torch=torch.__version__, torch_threads=torch.get_num_threads(), load_average=os.getloadavg())
+               dense_full=dense, torch=torch.__version__, torch_threads=torch.get_num_threads(), load_average=os.getloadavg())
     with open(args.out, 'w') as f: json.dump(out, f, indent=1)
-    print(f"the dense original would need {dense['parameters_gib']:.0f} GiB for its parameters alone, "
+    print(f"the full network would need {dense['parameters_gib']:.0f} GiB for its parameters alone, "
           f"~{dense['training_step_gib']:.0f} GiB for a gradient step; written {args.out}")
 
 if __name__ == '__main__': main()

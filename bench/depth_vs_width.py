@@ -47,9 +47,8 @@ def run_ours(args):
         for trial in range(args.trials):
             if (net, depth, width, trial) in done: continue
             seed = trial_seed(depth, width, trial)
-            kind = dict(width=width) if net == 'narrow' else dict(k=width // 2)
-            res = train_completion(problem, net, depth=depth, eps=EPS, lr=LR[depth], tol=TOL, max_steps=MAX_STEPS,
-                                   check_every=CHECK_EVERY, log_every=1000, progress=False, seed=seed, **kind)
+            res = train_completion(problem, net, depth=depth, width=width, eps=EPS, lr=LR[depth], tol=TOL, max_steps=MAX_STEPS,
+                                   check_every=CHECK_EVERY, log_every=1000, progress=False, seed=seed)
             s = res.summary()
             row = dict(net=net, depth=depth, width=width, trial=trial, seed=seed, steps=s['steps'], converged=s['converged'],
                        train_loss=s['train_loss'], recovery_error=s['recovery_error'], relative_error=s['relative_error'],
@@ -143,23 +142,21 @@ def _gaps(a, b):
 
 def run_crosscheck(args):
     "train_completion from the authors' target, mask and first-trial start: its train loss every 100 steps beside theirs."
-    from unittest import mock
     import numpy as np, torch
-    from deeplora_nb import completion
+    from deeplora_nb.completion import CompletionProblem, train_completion
     torch.set_num_threads(args.threads)
     data = np.load(RESULTS / 'depth_vs_width_peer_data.npz')
     target, mask = torch.from_numpy(data['target']), torch.from_numpy(data['mask']).bool()
-    problem = completion.CompletionProblem.from_dense(target, mask)
+    problem = CompletionProblem.from_dense(target, mask)
     peer = {(r['depth'], r['width']): r for r in map(json.loads, (RESULTS / 'depth_vs_width_peer_trials.jsonl').read_text().splitlines())
             if r['trial'] == 0}
     out = {}
     for name in sorted({k.rsplit('_W', 1)[0][len('start_'):] for k in data.files if k.startswith('start_')}):
         depth, width = map(int, name.split('_'))
-        def train_from(start):
-            with mock.patch.object(completion, 'scaled_orthogonal_init', lambda *a, **k: start):  # their start, our trainer
-                return completion.train_completion(problem, 'narrow', depth=depth, width=width, eps=EPS, lr=LR[depth], tol=TOL,
-                                                   max_steps=MAX_STEPS, check_every=CHECK_EVERY, log_every=CHECK_EVERY,
-                                                   progress=False)
+        def train_from(start):  # their start (`init_factors`), our trainer
+            return train_completion(problem, 'narrow', depth=depth, width=width, eps=EPS, lr=LR[depth], tol=TOL,
+                                    max_steps=MAX_STEPS, check_every=CHECK_EVERY, log_every=CHECK_EVERY, progress=False,
+                                    init_factors=start)
         start = [torch.from_numpy(data[f'start_{name}_W{l + 1}']) for l in range(depth)]
         res = train_from([W.clone() for W in start])
         # the same start with W_1 scaled by 1 + 1e-15: how fast round-off alone separates two runs of our own trainer

@@ -4,12 +4,12 @@
 
 # %% ../nbs/00a_checks.ipynb #c67a8083
 from __future__ import annotations
-import math, numbers, os, sys, tempfile
+import io, math, numbers, os, sys, tempfile
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['is_integer', 'is_finite_number', 'check_int', 'check_positive', 'check_writable', 'write_atomic',
-           'announce_replacing']
+           'announce_replacing', 'figure_bytes', 'write_files']
 
 # %% ../nbs/00a_checks.ipynb #0a2f992a
 def is_integer(value) -> bool:
@@ -45,7 +45,7 @@ def check_writable(folder,  # a folder to create (with its parents) if missing, 
         with tempfile.NamedTemporaryFile(dir=folder): pass
     except OSError as e: raise ValueError(f"cannot write to {folder}: {e.strerror or e}") from e
 
-# %% ../nbs/00a_checks.ipynb #ad9010fe
+# %% ../nbs/00a_checks.ipynb #ebcdf228
 def write_atomic(path,               # the file to (re)write
                  data: str | bytes,  # its whole new content
                 ) -> Path:
@@ -70,3 +70,22 @@ def announce_replacing(path,          # a file or folder about to be written
     if not Path(path).exists(): return False
     print(f"replacing the earlier {what} in {path}", file=sys.stderr)
     return True
+
+# %% ../nbs/00a_checks.ipynb #fd2ca25d
+def figure_bytes(figure,          # a matplotlib Figure (anything with `savefig`)
+                 dpi: int = 80,
+                 format: str = "png",  # any format matplotlib writes: png, pdf, svg, ...
+                ) -> bytes:
+    "The figure as the bytes of an image file, for `write_atomic` and `write_files`."
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=format, dpi=dpi)
+    return buffer.getvalue()
+
+def write_files(folder,           # created with its parents if missing
+                files: dict,      # file name -> its whole content (str or bytes), written in this order
+               ) -> Path:
+    "Write every file of a report into `folder`, each one atomically (`write_atomic`); the folder."
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items(): write_atomic(folder / name, content)
+    return folder

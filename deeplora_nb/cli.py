@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 from . import __version__
-from .checks import check_int, check_positive, check_writable
+from .checks import (check_int, check_positive, check_writable, write_atomic, announce_replacing, figure_bytes,
+                                write_files)
 from .factorization import (
     scaled_orthogonal_init, random_low_rank, end_to_end, factor_gradients)
 from .compression import compress_factorization
@@ -17,12 +18,13 @@ from .theory import (
     subspaces_from_target, layer_bases, block_deviations, rho_recursion, train_factorization, layer_singular_values,
     plot_singular_values, plot_principal_angles)
 from .completion import (
-    METHODS as COMPLETION_METHODS, LOSSES, KERNELS, CompletionDiverged, CompletionProblem, train_completion,
+    NETWORKS, LOSSES, KERNELS, CompletionDiverged, CompletionProblem, train_completion,
     soft_impute, als, default_lr, plot_histories)
 
 # %% auto #0
-__all__ = ['PARTS', 'FINETUNE_METHODS', 'complete', 'compare', 'parse_parts', 'reproduction_settings', 'run_invariance',
-           'run_completion', 'run_finetune', 'report_blocks', 'write_reproduction_report', 'reproduce']
+__all__ = ['PARTS', 'FINETUNE_METHODS', 'REPORT_FILES', 'complete', 'compare', 'parse_parts', 'reproduction_settings',
+           'run_invariance', 'run_completion', 'run_finetune', 'report_blocks', 'write_reproduction_report',
+           'set_aside_earlier_report', 'reproduce']
 
 # %% ../nbs/07_cli.ipynb #90602f75
 def _number_argument(convert, check, what: str):
@@ -58,16 +60,16 @@ def _argument(parse):
 def _mc_parser() -> argparse.ArgumentParser:
     "The options of `deeplora_mc`."
     p = argparse.ArgumentParser(prog='deeplora_mc', description="Deep matrix completion: complete a random rank-r "
-                                "matrix with the original, compressed or narrow deep factorization (and SoftImpute / "
+                                "matrix with the full, compressed or narrow deep factorization (and SoftImpute / "
                                 "ALS baselines); prints final metrics and writes a plot.")
     p.add_argument('--m', type=_positive_int, default=300, help='rows (default 300)')
     p.add_argument('--n', type=_positive_int, default=None, help='columns (default: = m)')
     p.add_argument('--rank', type=_positive_int, default=5)
     p.add_argument('--observed', type=float, default=0.2, help='observed fraction in (0, 1]')
-    p.add_argument('--methods', nargs='+', default=['compressed'], choices=[*COMPLETION_METHODS, 'softimpute', 'als'])
+    p.add_argument('--methods', nargs='+', default=['compressed'], choices=[*NETWORKS, 'softimpute', 'als'])
     p.add_argument('--depth', type=int, default=3)
-    p.add_argument('--width', type=_positive_int, default=None)
-    p.add_argument('--k', type=_positive_int, default=None, help='rank bound r_hat (default: the true rank)')
+    p.add_argument('--width', type=_positive_int, default=None,
+                   help='inner dimension of the factors (default: the size for full, 2 x --rank otherwise; even for compressed)')
     p.add_argument('--eps', type=float, default=1e-3)
     p.add_argument('--lr', type=float, default=None, help='learning rate in --loss units (default: automatic)')
     p.add_argument('--gamma', type=float, default=0.01, help='outer-factor lr multiplier (compressed)')
@@ -109,8 +111,8 @@ def _complete_with(problem: CompletionProblem, method: str, args: argparse.Names
     "Run one `--methods` entry of `deeplora_mc` with its options; a run that diverges ends the command (exit status 2)."
     try:
         if method == 'softimpute': return soft_impute(problem, loss=args.loss, device=args.device, seed=args.seed)
-        if method == 'als': return als(problem, rank=args.k, loss=args.loss, device=args.device, seed=args.seed)
-        return train_completion(problem, method, depth=args.depth, width=args.width, k=args.k, eps=args.eps, lr=args.lr,
+        if method == 'als': return als(problem, rank=args.rank, loss=args.loss, device=args.device, seed=args.seed)
+        return train_completion(problem, method, depth=args.depth, width=args.width, eps=args.eps, lr=args.lr,
                                 gamma=args.gamma, tol=args.tol, max_steps=args.max_steps, device=args.device,
                                 dtype=getattr(torch, args.dtype), log_every=args.log_every,
                                 progress=not args.no_progress, loss=args.loss, seed=args.seed, kernel=args.kernel)
@@ -131,7 +133,8 @@ def _plot_results(results: list, args: argparse.Namespace) -> None:
     fig = Figure(figsize=(10, 3.8))
     for ax, x in zip(fig.subplots(1, 2), ('step', 'seconds')): plot_histories(results, 'recovery_error', x=x, ax=ax)
     fig.suptitle(f"{args.m} x {args.n or args.m}, rank {args.rank}, {100 * args.observed:g}% observed", fontsize=10)
-    fig.tight_layout(); fig.savefig(args.plot, dpi=100)
+    fig.tight_layout()
+    write_atomic(args.plot, figure_bytes(fig, dpi=100, format=Path(args.plot).suffix.lstrip('.').lower() or 'png'))
 
 def complete(argv: list[str] | None = None,  # the options; None: the command line (the console script)
             ) -> list | None:
@@ -141,17 +144,26 @@ def complete(argv: list[str] | None = None,  # the options; None: the command li
     args = parser.parse_args(argv)
     _check_output(parser, '--plot', args.plot, formats=FigureCanvasBase.get_supported_filetypes())
     if args.json: _check_output(parser, '--json', args.json)
+    if args.json and os.path.realpath(args.json) == os.path.realpath(args.plot):
+        parser.error(f"--json and --plot name the same file {args.json}: the plot would overwrite the results")
     if args.threads: torch.set_num_threads(args.threads)
     problem = CompletionProblem.random(args.m, args.n or args.m, args.rank, args.observed, seed=args.seed,
                                        dtype=getattr(torch, args.dtype))
     print(problem)
+    if args.json: announce_replacing(args.json, 'results')
+    announce_replacing(args.plot, 'plot')
     results = []
     for method in args.methods:
-        results.append(_complete_with(problem, method, args))
+        try: results.append(_complete_with(problem, method, args))
+        except BaseException:   # a divergence or Ctrl-C: the finished methods' results are already saved
+            if args.json and results:
+                print(f"{method} did not finish; the results of {', '.join(r.method for r in results)} are in "
+                      f"{args.json}", file=sys.stderr)
+            raise
         print(_result_line(method, results[-1].summary()))
-    if args.json:  # the results first: a failing plot must not lose them
-        with open(args.json, 'w') as f: json.dump([r.summary() | {'config': r.config} for r in results], f, indent=1)
-        print(f"results written to {args.json}")
+        if args.json:   # after every method, whole: a later failure loses nothing finished
+            write_atomic(args.json, json.dumps([r.summary() | {'config': r.config} for r in results], indent=1))
+    if args.json: print(f"results written to {args.json}")
     _plot_results(results, args)
     print(f"plot written to {args.plot}")
     return results if argv is not None else None  # a console script's return value becomes its exit status
@@ -274,7 +286,7 @@ def reproduction_settings(quick: bool = True) -> dict:
 
 # %% ../nbs/07_cli.ipynb #6ae95523
 def _train_both(d: int, rank: int, depth: int, eps: float, lr: float, weight_decay: float, steps: int, seed: int):
-    "Train the original factorization, recording how far each identity is from holding, and its compressed network."
+    "Train the full factorization, recording how far each identity is from holding, and its compressed network."
     g = torch.Generator().manual_seed(seed)
     target = random_low_rank(d, d, rank, generator=g)
     target = target / torch.linalg.matrix_norm(target, ord=2)   # unit spectral norm: one step size fits every size
@@ -304,8 +316,7 @@ def _train_both(d: int, rank: int, depth: int, eps: float, lr: float, weight_dec
 def _save(fig: Figure, out_dir, name: str, dpi: int = 80) -> str | None:
     "Save `fig` as out_dir/name (PNG); return the file name, or None when there is no out_dir."
     if out_dir is None: return None
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out / name, dpi=dpi)
+    write_files(out_dir, {name: figure_bytes(fig, dpi)})
     return name
 
 def _invariance_plots(recs: list, rho, d: int, rank: int, depth: int, out_dir) -> dict:
@@ -353,7 +364,7 @@ def run_invariance(d: int = 30,  # size of the square target and of every factor
                max_lower_rel=worst("lower"), max_gap_rel=worst("gap"), max_middle_sv_rel=worst("middle"),
                rho_start=rho[0].item(), rho_end=rho[-1].item(), loss_start=wide.losses[0], loss_end=wide.losses[-1],
                compressed_loss_end=narrow.losses[-1],
-               parameters=dict(original=depth * d * d, compressed=depth * (2 * rank) ** 2))
+               parameters=dict(full=depth * d * d, compressed=depth * (2 * rank) ** 2))
     out["max_offdiag_rel"] = out["max_offdiag"] / out["max_entry"]
     out["holds"] = max(out["max_offdiag_rel"], out["max_lower_rel"], out["max_gap_rel"], out["max_middle_sv_rel"]) < tol
     out["tol"] = tol
@@ -369,19 +380,19 @@ def _first_step_below(history: dict, level: float, key: str = "relative_error"):
     return next((s for s, v in zip(history["step"], history[key]) if v < level), None)
 
 def _milestones(histories: dict) -> dict:
-    "{level: {method: first step below it, 'lag': compressed minus original}} for the levels of `_MILESTONES`."
+    "{level: {method: first step below it, 'lag': compressed minus full}} for the levels of `_MILESTONES`."
     milestones = {level: {m: _first_step_below(h, float(level)) for m, h in histories.items()} for level in _MILESTONES}
     for v in milestones.values():
-        v["lag"] = None if None in (v["original"], v["compressed"]) else v["compressed"] - v["original"]
+        v["lag"] = None if None in (v["full"], v["compressed"]) else v["compressed"] - v["full"]
     return milestones
 
 # %% ../nbs/07_cli.ipynb #79c39328
 def _completion_figure(o, c, d: int, rank: int, observed: float, depth: int, eps: float, gamma: float) -> Figure:
-    "The recovery error of the original (`o`) and compressed (`c`) runs against iterations and seconds."
+    "The recovery error of the full (`o`) and compressed (`c`) runs against iterations and seconds."
     fig = Figure(figsize=(10, 3.6))
     for ax, x in zip(fig.subplots(1, 2), ("step", "seconds")):
         plot_histories([o, c], "recovery_error", x=x, ax=ax,
-                       labels=[f"original ({depth} x {d}x{d})", f"compressed (width {2 * rank})"])
+                       labels=[f"full ({depth} x {d}x{d})", f"compressed (width {2 * rank})"])
         ax.lines[0].set_linestyle("--"); ax.legend(fontsize=8)
     fig.suptitle(f"{d} x {d}, rank {rank}, {100 * observed:g}% observed, depth {depth}, eps = {eps:g}, "
                  f"gamma = {gamma:g}", fontsize=10)
@@ -403,20 +414,20 @@ def run_completion(d: int = 150,  # the target is d x d
                    progress: bool = False,  # tqdm bars
                    device=None,  # None: CUDA when available, else CPU
                   ) -> dict:
-    "Complete one random low-rank matrix with the original and the compressed deep factorization from the same start."
+    "Complete one random low-rank matrix with the full and the compressed deep factorization from the same start."
     start = time.perf_counter()
     problem = CompletionProblem.random(d, d, rank, observed, seed=seed)
     lr = default_lr(problem, depth) if lr is None else lr
     runs = {m: train_completion(problem, m, depth=depth, eps=eps, lr=lr, gamma=gamma, max_steps=max_steps,
                                 log_every=log_every, progress=progress, seed=seed, device=device)
-            for m in ("original", "compressed")}
-    o, c = runs["original"], runs["compressed"]
+            for m in ("full", "compressed")}
+    o, c = runs["full"], runs["compressed"]
     Xo, Xc = o.completed(), c.completed()
     width = 2 * rank
     out = dict(d=d, rank=rank, observed=observed, depth=depth, eps=eps, gamma=gamma, lr=lr, tol=o.config["tol"],
                seed=seed, num_observed=problem.num_observed, device=o.config["device"], max_steps=max_steps,
                methods={m: dict(r.summary(), history=r.history) for m, r in runs.items()},
-               parameters=dict(original=depth * d * d, compressed_cores=depth * width ** 2,
+               parameters=dict(full=depth * d * d, compressed_cores=depth * width ** 2,
                                compressed_outer=2 * d * width),
                milestones=_milestones({m: r.history for m, r in runs.items()}),
                final_distance=((Xo - Xc).norm() / problem.target().to(Xo).norm()).item(),
@@ -505,18 +516,18 @@ def _invariance_section(r: dict) -> tuple[str, str]:
 # %% ../nbs/07_cli.ipynb #3bb7e68a
 def _completion_section(r: dict) -> tuple[str, str]:
     "The completion part in one line (summary table) and as its section of the report."
-    o, c = r["methods"]["original"], r["methods"]["compressed"]
+    o, c = r["methods"]["full"], r["methods"]["compressed"]
     pct = 100 * (c["steps"] - o["steps"]) / max(o["steps"], 1)
     short = (f"d = {r['d']}, r = {r['rank']}, {100 * r['observed']:g}% observed ({r['device']}): "
              f"{o['steps']:,} vs {c['steps']:,} iterations ({pct:+.0f}%), {o['seconds']:.1f} s vs {c['seconds']:.1f} s "
              f"({r['speedup']:.1f}x); recovery error {o['recovery_error']:.1e} vs {c['recovery_error']:.1e}")
     networks = "\n".join(f"| {m} | {s['steps']:,} | {'yes' if s['converged'] else 'no'} | {s['seconds']:.2f} | "
                          f"{s['ms_per_step']:.3f} | {s['recovery_error']:.2e} | {s['relative_error']:.2e} |"
-                         for m, s in (("original", o), ("compressed", c)))
-    milestones = "\n".join(f"| {level} | {_int(v['original'])} | {_int(v['compressed'])} | "
+                         for m, s in (("full", o), ("compressed", c)))
+    milestones = "\n".join(f"| {level} | {_int(v['full'])} | {_int(v['compressed'])} | "
                            f"{_int(v['lag'], sign=True)} |" for level, v in r["milestones"].items())
-    lags = [f"{v['lag']:+,} ({100 * v['lag'] / v['original']:+.1f}%) at {level}" for level, v in r["milestones"].items()
-            if v["lag"] is not None and v["original"]]
+    lags = [f"{v['lag']:+,} ({100 * v['lag'] / v['full']:+.1f}%) at {level}" for level, v in r["milestones"].items()
+            if v["lag"] is not None and v["full"]]
     image = _image(r["plots"], "recovery_error", "recovery error of both networks against iterations and seconds")
     return short, _render("completion", r, observed_percent=100 * r["observed"], network_rows=networks,
                           milestone_rows=milestones, lags=", ".join(lags) or "-", step_gap=abs(c["steps"] - o["steps"]),
@@ -573,7 +584,7 @@ def write_reproduction_report(results: dict,  # the parts' results by name, and 
                               out_dir,  # the report folder (created if needed)
                              ) -> Path:
     "Write report.md (the paper's claims beside these results, a section per part) and results.json; report.md's path."
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
     done = [p for p in PARTS if p in results]
     if not done: raise ValueError(f"results hold none of the parts {PARTS}: nothing to report")
     sections = {p: _SECTIONS[p](results[p]) for p in done}
@@ -581,15 +592,13 @@ def write_reproduction_report(results: dict,  # the parts' results by name, and 
                         f"{_fmt_seconds(results[p]['seconds'])} |" for p in done)
     text = _render("report", {}, head=_report_head(results.get("run") or {}), summary=summary,
                    sections="\n".join(sections[p][1] for p in done))
-    (out / "report.md").write_text(text + "\n")
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    return out / "report.md"
+    return write_files(out, {"report.md": text + "\n", "results.json": json.dumps(results, indent=1)}) / "report.md"
 
 # %% ../nbs/07_cli.ipynb #10063d03
 def _reproduce_parser() -> argparse.ArgumentParser:
     "The options of `deeplora_reproduce`."
     p = argparse.ArgumentParser(prog="deeplora_reproduce", description="A mini reproduction of Yaras et al. "
-                                "(ICML 2024), offline: the invariant-subspace theorem, original vs compressed deep "
+                                "(ICML 2024), offline: the invariant-subspace theorem, full vs compressed deep "
                                 "matrix completion, and LoRA vs compressed Deep LoRA few-shot fine-tuning. Writes "
                                 "report.md, PNG plots and results.json to --out.")
     p.add_argument("--out", default="report", help="report folder (default: report)")
@@ -619,8 +628,8 @@ def _summary_line(part: str, r: dict) -> str:
         return (f"invariance: theorem {'holds' if r['holds'] else 'FAILS'}; max off-block {r['max_offdiag']:.1e}, "
                 f"lower block vs rho {r['max_lower_rel']:.1e}, gap formula {r['max_gap_rel']:.1e} (relative)")
     if part == "completion":
-        o, c = r["methods"]["original"], r["methods"]["compressed"]
-        return (f"completion: original {o['steps']:,} it / {o['seconds']:.1f} s / recovery error "
+        o, c = r["methods"]["full"], r["methods"]["compressed"]
+        return (f"completion: full {o['steps']:,} it / {o['seconds']:.1f} s / recovery error "
                 f"{o['recovery_error']:.1e}; compressed {c['steps']:,} it / {c['seconds']:.1f} s / "
                 f"{c['recovery_error']:.1e}; {r['speedup']:.1f}x faster")
     diffs = [f"n={n}: {m} {e[m]['mean']:.3f} vs {r['reference']} {e[r['reference']]['mean']:.3f}, paired "
@@ -636,6 +645,24 @@ def _run_part(part: str, settings: dict, args: argparse.Namespace, out: Path) ->
     return run_finetune(**settings, model=args.model, out_dir=out, progress=progress)
 
 # %% ../nbs/07_cli.ipynb #ac503004
+REPORT_FILES = ("report.md", "results.json", "invariance_singular_values.png", "invariance_errors.png",
+                "completion_recovery_error.png", "finetune_comparison.png")   # everything a reproduction writes
+
+def set_aside_earlier_report(out: Path) -> Path | None:
+    """Move an earlier reproduction's files (`REPORT_FILES`) in `out` into `out/earlier-<its start>/`, saying so on stderr,
+    so a new run never mixes with an old one; nothing else in `out` is touched. The folder they went to, or None."""
+    found = [out / name for name in REPORT_FILES if (out / name).is_file()]
+    if not found: return None
+    try: started = json.loads((out / "results.json").read_text())["run"]["started"]
+    except (OSError, ValueError, KeyError, TypeError): started = None
+    stamp = re.sub(r"[^0-9T]", "", started or datetime.datetime.fromtimestamp(found[0].stat().st_mtime).isoformat())
+    aside = out / f"earlier-{stamp}"
+    while aside.exists(): aside = aside.with_name(aside.name + "-1")
+    aside.mkdir()
+    for path in found: path.rename(aside / path.name)
+    print(f"deeplora_reproduce: moved the earlier report in {out} to {aside}", file=sys.stderr)
+    return aside
+
 def reproduce(argv: list[str] | None = None,  # the options; None: the command line (the console script)
              ) -> dict | None:
     "Console script `deeplora_reproduce`: run the parts, write report.md, plots and results.json to --out; the results."
@@ -644,6 +671,7 @@ def reproduce(argv: list[str] | None = None,  # the options; None: the command l
     os.environ.setdefault("HF_HUB_OFFLINE", "1"); os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     settings, out, start = reproduction_settings(args.quick), Path(args.out), time.perf_counter()
     _check_before_work(args, out)
+    set_aside_earlier_report(out)
     command = "deeplora_reproduce " + " ".join(sys.argv[1:] if argv is None else map(str, argv))
     mode = "quick" if args.quick else "full"
     started = datetime.datetime.now().isoformat(timespec="seconds")

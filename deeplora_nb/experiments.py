@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from .checks import is_integer, is_finite_number, check_int, check_positive, check_writable
+from .checks import (is_integer, is_finite_number, check_int, check_positive, check_writable, write_files,
+                                figure_bytes)
 from .tasks import Task, load_task, load_model, evaluation_examples
 from .finetune import METHODS, PAPER_ADAM_EPS, PAPER_STEPS, COMPRESSED_LR, FinetuneConfig, finetune
 
@@ -260,8 +261,7 @@ def run_comparison(config: ComparisonConfig,  # what to compare
     results["seconds_per_step"] = _medians(runs, config.methods, "seconds_per_step")
     results["setup_seconds"] = _medians(runs, config.methods, "setup_seconds")
     if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "results.json").write_text(json.dumps(results, indent=1))
+        write_files(out_dir, {"results.json": json.dumps(results, indent=1)})
     return results
 
 # %% ../nbs/06_experiments.ipynb #552fce33
@@ -333,14 +333,13 @@ def _report_setup(results: dict) -> str:
 def write_report(results: dict, out_dir) -> Path:
     "Write report.md (setup, table, timings), then comparison.png, into out_dir; return the report's path."
     import matplotlib.pyplot as plt
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
     text = _REPORT.format(setup=_report_setup(results), grid=results["config"]["lr_grid"] or "-",
                           tuned=", ".join(f"{m} {lr:g}" for m, lr in results["tuned_lr"].items()) or "no grid",
                           table=comparison_table(results), threads=torch.get_num_threads(), seconds=results["seconds"],
                           timing=", ".join(f"{m} {s:.2f} s/step" for m, s in results["seconds_per_step"].items()))
-    (out / "report.md").write_text(text)
-    fig = plot_comparison(results, out / "comparison.png"); plt.close(fig)
-    return out / "report.md"
+    fig = plot_comparison(results); plt.close(fig)
+    return write_files(out, {"report.md": text, "comparison.png": figure_bytes(fig)}) / "report.md"
 
 # %% ../nbs/06_experiments.ipynb #784ce347
 EARLY_STEP = 20                                     # the paper's early-progress figure reads the metric here

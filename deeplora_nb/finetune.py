@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
-from .checks import is_integer, is_finite_number, check_int, check_positive, check_writable
+from .checks import (is_integer, is_finite_number, check_int, check_positive, check_writable, write_atomic,
+                                announce_replacing)
 from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora,
                                  deep_lora_param_groups, deep_lora_modules, find_target_modules, save_deep_lora,
                                  load_deep_lora, update_ranks)
@@ -268,7 +269,7 @@ def _save_run(result: dict, model, config: FinetuneConfig) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if config.method == "peft_lora": model.save_pretrained(out / "adapter")
     else: save_deep_lora(model, out / "adapter")
-    (out / "run.json").write_text(json.dumps(result, indent=1))
+    write_atomic(out / "run.json", json.dumps(result, indent=1))   # never a cut-short run.json, even on a full disk
 
 # %% ../nbs/05b_finetune.ipynb #66f82497
 def _layers_moved(model, tol: float = 1e-3) -> int:
@@ -308,7 +309,9 @@ def finetune(config: FinetuneConfig,        # the run
             ):
     "Train one adapter on a few-shot sample and evaluate it: a JSON-ready result (and the model, with `return_model`)."
     task = task or load_task(config.task)
-    if config.output_dir is not None: check_writable(config.output_dir)
+    if config.output_dir is not None:
+        check_writable(config.output_dir)
+        announce_replacing(Path(config.output_dir) / "run.json", "run")
     model, tokenizer = load_model(config.model, task.num_labels, seed=config.head_draw_seed,
                                   head_init=config.head_init)
     model.to(config.device)

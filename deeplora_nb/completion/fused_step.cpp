@@ -1,0 +1,194 @@
+// Full-batch gradient descent on X = left @ C[L-1] @ ... @ C[0] @ right^T, touching only the observed entries.
+// One pass over the entries in CSR (row-major) order gives the residual, the loss, G right and G^T A together.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+#include <atomic>
+#include <sched.h>
+
+// A barrier that spins briefly, then yields the core: on a busy machine a waiting thread must not burn the time
+// slice that the thread it waits for needs. (OpenMP's own barrier spins far longer: several times slower steps
+// under load.)
+struct Barrier {
+  std::atomic<int> count{0}, phase{0};
+  int threads = 1;
+  void wait() {
+    const int p = phase.load(std::memory_order_acquire);
+    if (count.fetch_add(1, std::memory_order_acq_rel) == threads - 1) {
+      count.store(0, std::memory_order_relaxed);
+      phase.store(p + 1, std::memory_order_release);
+      return;
+    }
+    for (int spin = 0; phase.load(std::memory_order_acquire) == p; spin++)
+      if (spin > 100) sched_yield();
+  }
+};
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static int omp_get_thread_num() { return 0; }
+static int omp_get_num_threads() { return 1; }
+#endif
+
+template <typename T>  // out = op(a) @ op(b) for w x w row-major matrices
+static void matmul(const T* a, const T* b, T* out, int64_t w, bool ta = false, bool tb = false) {
+  for (int64_t i = 0; i < w; i++)
+    for (int64_t j = 0; j < w; j++) {
+      T s = 0;
+      for (int64_t k = 0; k < w; k++) s += (ta ? a[k * w + i] : a[i * w + k]) * (tb ? b[j * w + k] : b[k * w + j]);
+      out[i * w + j] = s;
+    }
+}
+
+template <typename T>
+static void set_identity(T* a, int64_t w) {
+  std::fill(a, a + w * w, T(0));
+  for (int64_t c = 0; c < w; c++) a[c * w + c] = 1;
+}
+
+// Up to max_steps steps. losses[s] = train loss (0.5 scale sum r^2) of the state before step s. Stops without
+// stepping at a state whose loss is < tol (*status = 1) or not finite or > blowup (*status = 2); returns the steps
+// taken.
+// The rows are cut into `parts` blocks of about equal entries, each with its own partial sums, added in block order:
+// any number of threads (each takes every threads-th block) gives bit-for-bit the same steps.
+// WIDTH > 0 is the width as a compile-time constant (unrolled, vectorised inner loops); WIDTH = 0 handles any width.
+template <typename T, int WIDTH>
+static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* crow, const int32_t* col, const T* y,
+                   T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps,
+                   double tol, double blowup, double* losses, int64_t* status, int parts, int threads) {
+#ifndef _OPENMP
+  threads = 1;
+#endif
+  threads = std::max(1, std::min(threads, parts));
+  const int64_t w = WIDTH ? WIDTH : w_, ww = w * w, nnz = crow[m];
+  const bool outer = lr_outer != 0;  // gamma = 0: the outer factors are frozen, G^T A is not needed
+  std::vector<T> GR(m * w), scatter(outer ? (size_t)parts * n * w : 0, T(0)), part_K((size_t)parts * ww);
+  std::vector<double> part_loss(parts * 8);  // 8 apart: no two threads write one cache line
+  std::vector<int64_t> row_bounds(parts + 1);
+  for (int p = 0; p <= parts; p++)  // block p: rows holding about nnz / parts entries
+    row_bounds[p] = p == parts ? m : std::lower_bound(crow, crow + m, nnz * p / parts) - crow;
+  int64_t taken = max_steps;
+  *status = 0;
+  Barrier barrier;
+  #pragma omp parallel num_threads(threads)
+  {
+    #pragma omp single
+    barrier.threads = threads = omp_get_num_threads();  // the team OpenMP gave, which may be smaller than asked
+    const int t = omp_get_thread_num();
+    // Each thread keeps its own copy of the tiny cores and their products: no thread waits for another to make them.
+    std::vector<T> C(cores, cores + L * ww), below((L + 1) * ww), above((L + 1) * ww);
+    std::vector<T> K(ww), tmp(ww), grads(L * ww + 1);
+    std::vector<T> a_heap(WIDTH ? 0 : w), gr_heap(WIDTH ? 0 : w);
+    T a_fixed[WIDTH ? WIDTH : 1], gr_fixed[WIDTH ? WIDTH : 1];
+    T* __restrict a = WIDTH ? a_fixed : a_heap.data();     // row i of A = left @ M
+    T* __restrict gr = WIDTH ? gr_fixed : gr_heap.data();  // row i of G @ right
+    for (int64_t s = 0; s < max_steps; s++) {
+      // below[i] = C[i-1] ... C[0] (below[0] = I, below[L] = M); above[i] = C[L-1] ... C[i+1] (above[L-1] = I)
+      set_identity(below.data(), w);
+      for (int64_t i = 0; i < L; i++) matmul(C.data() + i * ww, below.data() + i * ww, below.data() + (i + 1) * ww, w);
+      if (L > 0) set_identity(above.data() + (L - 1) * ww, w);
+      for (int64_t i = L - 2; i >= 0; i--)
+        matmul(above.data() + (i + 1) * ww, C.data() + (i + 1) * ww, above.data() + i * ww, w);
+      const T* __restrict M = below.data() + L * ww;
+      for (int p = t; p < parts; p += threads) {
+      T* __restrict my_scatter = outer ? scatter.data() + (size_t)p * n * w : nullptr;  // block p's part of G^T A
+      T* __restrict my_K = part_K.data() + (size_t)p * ww;                             // and of left^T G right
+      double loss = 0;
+      std::fill(my_K, my_K + ww, T(0));
+      for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++) {
+        const T* __restrict li = left + i * w;
+        for (int64_t c = 0; c < w; c++) {
+          T v = 0;
+          for (int64_t k = 0; k < w; k++) v += li[k] * M[k * w + c];
+          a[c] = v; gr[c] = 0;
+        }
+        for (int64_t e = crow[i]; e < crow[i + 1]; e++) {
+          const int64_t j = col[e];
+          const T* __restrict rj = right + j * w;
+          T r = 0;
+          for (int64_t c = 0; c < w; c++) r += a[c] * rj[c];
+          r -= y[e];
+          loss += (double)r * r;
+          const T g = (T)scale * r;  // dLoss / dX_ij
+          _Pragma("omp simd") for (int64_t c = 0; c < w; c++) gr[c] += g * rj[c];
+          if (outer) {
+            T* __restrict sj = my_scatter + j * w;
+            _Pragma("omp simd") for (int64_t c = 0; c < w; c++) sj[c] += g * a[c];
+          }
+        }
+        std::memcpy(GR.data() + i * w, gr, w * sizeof(T));
+        for (int64_t k = 0; k < w; k++) {
+          const T lk = li[k];
+          for (int64_t c = 0; c < w; c++) my_K[k * w + c] += lk * gr[c];
+        }
+      }
+      part_loss[p * 8] = loss;
+      }
+      barrier.wait();
+      double total = 0;  // every thread adds the same numbers in the same order, so all take the same decision
+      for (int q = 0; q < parts; q++) total += part_loss[q * 8];
+      total *= 0.5 * scale;
+      const int stop = !(std::isfinite(total) && total <= blowup) ? 2 : total < tol ? 1 : 0;
+      if (t == 0) losses[s] = total;
+      if (stop) {
+        if (t == 0) { *status = stop; taken = s; }
+        break;
+      }
+      std::fill(K.begin(), K.end(), T(0));
+      for (int q = 0; q < parts; q++) for (int64_t c = 0; c < ww; c++) K[c] += part_K[(size_t)q * ww + c];
+      for (int64_t i = 0; i < L; i++) {  // grad C_i = above_i^T K below_i^T, all from the cores before the step
+        matmul(above.data() + i * ww, K.data(), tmp.data(), w, true, false);
+        matmul(tmp.data(), below.data() + i * ww, grads.data() + i * ww, w, false, true);
+      }
+      for (int64_t c = 0; c < L * ww; c++) C[c] -= (T)lr * grads[c];
+      if (outer) {
+        for (int p = t; p < parts; p += threads)
+        for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++) {  // left -= lr_outer (G right) M^T, own blocks
+          const T* __restrict g = GR.data() + i * w;
+          T* __restrict li = left + i * w;
+          for (int64_t k = 0; k < w; k++) {
+            T v = 0;
+            for (int64_t c = 0; c < w; c++) v += g[c] * M[k * w + c];
+            li[k] -= (T)lr_outer * v;
+          }
+        }
+        // right -= lr_outer G^T A, all blocks' parts
+        for (int64_t j = n * t / threads; j < n * (t + 1) / threads; j++) {
+          T* __restrict rj = right + j * w;
+          for (int q = 0; q < parts; q++) {
+            T* __restrict sj = scatter.data() + (size_t)q * n * w + j * w;
+            for (int64_t c = 0; c < w; c++) { rj[c] -= (T)lr_outer * sj[c]; sj[c] = 0; }
+          }
+        }
+      }
+      barrier.wait();
+    }
+    if (t == 0) std::copy(C.begin(), C.end(), cores);
+  }
+  return taken;
+}
+
+#define DEEPLORA_ARGS m, n, w, L, crow, col, y, left, cores, right, scale, lr, lr_outer, max_steps, tol, blowup, \
+                      losses, status, parts, threads
+#define DEEPLORA_WIDTH(W) case W: return run<T, W>(DEEPLORA_ARGS);
+template <typename T>
+static int64_t dispatch(int64_t m, int64_t n, int64_t w, int64_t L, const int64_t* crow, const int32_t* col, const T* y,
+                        T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps,
+                        double tol, double blowup, double* losses, int64_t* status, int parts, int threads) {
+  switch (w) {  // the widths 2k of rank bounds k = 1..6, 8, 10, 16
+    DEEPLORA_WIDTH(2) DEEPLORA_WIDTH(4) DEEPLORA_WIDTH(6) DEEPLORA_WIDTH(8) DEEPLORA_WIDTH(10) DEEPLORA_WIDTH(12)
+    DEEPLORA_WIDTH(16) DEEPLORA_WIDTH(20) DEEPLORA_WIDTH(32)
+    default: return run<T, 0>(DEEPLORA_ARGS);
+  }
+}
+
+#define DEEPLORA_EXPORT(NAME, T) \
+  extern "C" int64_t NAME(int64_t m, int64_t n, int64_t w, int64_t L, const int64_t* crow, const int32_t* col, \
+                          const T* y, \
+                          T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps, \
+                          double tol, double blowup, double* losses, int64_t* status, int parts, int threads) { \
+    return dispatch<T>(DEEPLORA_ARGS); }
+DEEPLORA_EXPORT(fused_gd_float64, double)
+DEEPLORA_EXPORT(fused_gd_float32, float)
