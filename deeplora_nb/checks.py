@@ -6,9 +6,10 @@
 from __future__ import annotations
 import io, math, numbers, os, sys, tempfile
 from pathlib import Path
+import torch
 
 # %% auto #0
-__all__ = ['is_integer', 'is_finite_number', 'check_int', 'check_positive', 'check_writable', 'write_atomic',
+__all__ = ['is_integer', 'is_finite_number', 'check_int', 'check_positive', 'check_device', 'check_writable', 'write_atomic',
            'announce_replacing', 'figure_bytes', 'write_files']
 
 # %% ../nbs/00a_checks.ipynb #0a2f992a
@@ -34,6 +35,21 @@ def check_positive(name: str, value, allow_zero: bool = False) -> float:
         sign = 'non-negative' if allow_zero else 'positive'
         raise ValueError(f"{name} must be a finite {sign} number, got {value!r}")
     return float(value)
+
+# %% ../nbs/00a_checks.ipynb #32e0d566
+def check_device(device,  # a torch.device or its name ("cpu", "cuda", "cuda:1", ...)
+                ) -> torch.device:
+    "`device` as a torch.device if this torch build and machine can use it, else a ValueError that says why."
+    try: device = torch.device(device)
+    except (RuntimeError, TypeError) as e: raise ValueError(f"device must be a torch device or its name, got {device!r}") from e
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch build has no CUDA" if torch.version.cuda is None else "no CUDA device is visible"
+            raise ValueError(f"device={str(device)!r}, but {why} (torch {torch.__version__}); use device='cpu' "
+                             "or install a CUDA build of torch")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device={str(device)!r}, but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    return device
 
 # %% ../nbs/00a_checks.ipynb #30c191b0
 def check_writable(folder,  # a folder to create (with its parents) if missing, then write a scratch file in
@@ -71,7 +87,7 @@ def announce_replacing(path,          # a file or folder about to be written
     print(f"replacing the earlier {what} in {path}", file=sys.stderr)
     return True
 
-# %% ../nbs/00a_checks.ipynb #fd2ca25d
+# %% ../nbs/00a_checks.ipynb #dd7fbb08
 def figure_bytes(figure,          # a matplotlib Figure (anything with `savefig`)
                  dpi: int = 80,
                  format: str = "png",  # any format matplotlib writes: png, pdf, svg, ...

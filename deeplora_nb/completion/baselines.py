@@ -6,7 +6,7 @@
 from __future__ import annotations
 import time
 import torch
-from ..checks import check_int, check_positive
+from ..checks import check_int, check_positive, is_finite_number
 from .problem import CompletionProblem, loss_scale
 from .kernels import ObservedPattern
 from .trainer import (
@@ -35,6 +35,12 @@ def _svt_step(pattern, values, A, V, basis, level, max_rank, fresh):
     basis = torch.cat([Vbh.T[:, :width], fresh(max(0, width - Vbh.shape[0]))], dim=1)
     return A, V, basis, Sb[:keep].sum().item()  # the new iterate, the next block, the nuclear norm
 
+# %% ../../nbs/03d_completion_baselines.ipynb #8d9e0e05
+def _check_iterations(max_iters, log_every, seed, tol) -> None:
+    "The settings both baselines share, each checked by name."
+    check_int('max_iters', max_iters); check_int('log_every', log_every); check_int('seed', seed, minimum=0)
+    if tol is not None: check_positive('tol', tol, allow_zero=True)
+
 # %% ../../nbs/03d_completion_baselines.ipynb #03a5b1aa
 def soft_impute(problem: CompletionProblem,  # the observed entries
                 lam: float | None = None,  # the final threshold; None: 1% of sigma_1(P_Omega Y)
@@ -54,6 +60,9 @@ def soft_impute(problem: CompletionProblem,  # the observed entries
     lam = 0.01 * top if lam is None else lam
     check_positive('lam', lam, allow_zero=True)
     max_rank = check_int('max_rank', min(m, n) if max_rank is None else max_rank)
+    _check_iterations(max_iters, log_every, seed, tol)
+    if not (is_finite_number(decay) and 0 < decay < 1):   # 1 never reaches lam; above it the threshold grows
+        raise ValueError(f"decay must be in (0, 1), got {decay!r}")
     gen = torch.Generator().manual_seed(seed)
     fresh = lambda cols: torch.randn(n, cols, generator=gen, dtype=problem.dtype).to(problem.device)
     basis = fresh(min(10, n))
@@ -96,6 +105,7 @@ def als(problem: CompletionProblem,  # the observed entries
     rank = problem.target_rank if rank is None else rank
     if rank is None: raise ValueError("rank is required when the problem has no known rank")
     check_int('rank', rank)
+    _check_iterations(max_iters, log_every, seed, tol)
     m, n = problem.shape
     if rank >= min(m, n): raise ValueError(f"rank must be < min(m, n) = {min(m, n)}, got {rank}")
     check_positive('lam', lam, allow_zero=True)

@@ -12,7 +12,7 @@ from ..checks import is_finite_number, check_int
 from ..factorization import haar_orthogonal, random_low_rank
 
 # %% auto #0
-__all__ = ['LOSSES', 'CompletionProblem', 'loss_scale', 'convert_lr']
+__all__ = ['LOSSES', 'numerical_rank_factors', 'checked_index', 'CompletionProblem', 'loss_scale', 'convert_lr']
 
 # %% ../../nbs/03a_completion_problem.ipynb #dbff271a
 def _check_fraction(observed_fraction):
@@ -41,8 +41,32 @@ def _checked_truth(truth, shape: tuple, like: Tensor) -> tuple[Tensor, Tensor]:
                          f"got {tuple(left.shape)} and {tuple(right.shape)}")
     return left.to(like), right.to(like)
 
+# %% ../../nbs/03a_completion_problem.ipynb #b068c684
+def _dense_tensor(name: str, x) -> Tensor:
+    "`x` as a dense torch tensor (NumPy arrays converted), or a TypeError naming `name`."
+    if not isinstance(x, Tensor):
+        if type(x).__module__.split(".")[0] != "numpy":
+            raise TypeError(f"{name} must be a torch tensor or a NumPy array, got {type(x).__name__}")
+        x = torch.from_numpy(x)
+    if x.layout != torch.strided:
+        raise TypeError(f"{name} must be a dense tensor, got layout {x.layout}; for sparse observations use "
+                        "CompletionProblem.from_entries(rows, cols, values, shape)")
+    return x
+
+def numerical_rank_factors(target: Tensor,  # a dense m x n matrix
+                          ) -> tuple[Tensor, Tensor]:
+    "(left m x r, right n x r) with left @ right.T = target up to round-off, r its numerical rank (at least 1)."
+    U, S, Vh = torch.linalg.svd(target, full_matrices=False)
+    tol = S.max() * max(target.shape) * torch.finfo(target.dtype).eps   # numpy.linalg.matrix_rank's default
+    r = max(1, int((S > tol).sum()))
+    return U[:, :r] * S[:r], Vh[:r].T
+
 # %% ../../nbs/03a_completion_problem.ipynb #d5d0c4a5
-def _as_index(name, t, size, dim_name):
+def checked_index(name: str,      # the argument's name, for the message
+                  t,              # indices: a tensor, array or sequence of integers
+                  size: int,      # the valid range is [0, size)
+                  dim_name: str,  # what is indexed ('rows', 'columns'), for the message
+                 ) -> Tensor:
     "`t` as a 1-D int64 index tensor with every entry in [0, size), or an error naming `name`."
     t = torch.as_tensor(t)
     if t.ndim != 1: raise ValueError(f"{name} must be a 1-D index tensor, got shape {tuple(t.shape)}")
@@ -60,7 +84,7 @@ def _sorted_entries(rows, cols, values, shape) -> tuple[Tensor, Tensor, Tensor]:
     m, n = shape
     if all(torch.as_tensor(t).numel() == 0 for t in (rows, cols, values)):
         raise ValueError("no observed entries: rows, cols and values are empty")
-    rows, cols = _as_index('rows', rows, m, 'rows'), _as_index('cols', cols, n, 'columns')
+    rows, cols = checked_index('rows', rows, m, 'rows'), checked_index('cols', cols, n, 'columns')
     values = torch.as_tensor(values)
     if not values.is_floating_point(): raise TypeError(f"values must be floating point, got dtype {values.dtype}")
     if not (rows.shape == cols.shape == values.shape):
@@ -171,14 +195,20 @@ class CompletionProblem:
                    target: Tensor,  # the full m x n matrix
                    mask: Tensor,  # boolean m x n: True where an entry is observed
                   ) -> CompletionProblem:
-        "Observe `target` where `mask` is True; the target itself is kept as the truth (small matrices only)."
+        "Observe `target` where `mask` is True; the target, factored at its numerical rank, is kept as the truth (small matrices only)."
+        target, mask = _dense_tensor("target", target), _dense_tensor("mask", mask)
         if target.ndim != 2 or mask.shape != target.shape:
             raise ValueError("target and mask must be 2-D of the same shape, "
                              f"got {tuple(target.shape)} and {tuple(mask.shape)}")
         if mask.dtype != torch.bool: raise TypeError(f"mask must be boolean, got dtype {mask.dtype}")
+        if not target.is_floating_point(): raise TypeError(f"target must be floating point, got dtype {target.dtype}")
+        unknown = ~torch.isfinite(target) & ~mask
+        if unknown.any():
+            raise ValueError(f"target has {int(unknown.sum())} non-finite entries (nan or inf) where mask is False, so "
+                             "the truth is not known there; for a partly unknown matrix use "
+                             "CompletionProblem.from_entries(rows, cols, values, shape) without a truth")
         rows, cols = mask.nonzero(as_tuple=True)
-        eye = torch.eye(target.shape[1], dtype=target.dtype, device=target.device)
-        return cls.from_entries(rows, cols, target[rows, cols], target.shape, truth=(target, eye))
+        return cls.from_entries(rows, cols, target[rows, cols], target.shape, truth=numerical_rank_factors(target))
 
     @classmethod
     def random(cls,

@@ -4,14 +4,14 @@
 
 # %% ../../nbs/03c_completion_trainer.ipynb #f142ea80
 from __future__ import annotations
-import math, time
+import math, time, warnings
 from dataclasses import dataclass, field
 import torch
 from torch import Tensor
-from ..checks import check_int, check_positive
+from ..checks import check_int, check_positive, check_device
 from ..factorization import scaled_orthogonal_init, chain_product
 from ..compression import CompressedFactorization, RandomOrthogonal, compress_matrix_free
-from .problem import CompletionProblem, loss_scale, convert_lr
+from .problem import CompletionProblem, loss_scale, convert_lr, checked_index
 from .kernels import ObservedPattern, completion_errors, StepStatus, step_status
 from .kernels import DenseChain, SparseChain, FusedChain, KERNELS, fused_kernel
 
@@ -39,6 +39,12 @@ def _divergence_message(step, loss_value, initial, lr, loss, shape):
             f"lr_sum = lr_mean / (m n) with m n = {m * n:,}).")
 
 # %% ../../nbs/03c_completion_trainer.ipynb #d2b9f31a
+def _check_history_keys(history: dict, x: str, metrics) -> None:
+    "A plot needs x in ('step', 'seconds') and at least one of `metrics` in `history`: else a ValueError with the choices."
+    if x not in ('step', 'seconds'): raise ValueError(f"x must be 'step' or 'seconds', got {x!r}")
+    if not any(m in history for m in metrics):   # a metric the run could not record (no truth: no errors) is left out
+        raise ValueError(f"no history of {list(metrics)}; this run recorded {sorted(history)}")
+
 CompletionModel = CompressedFactorization | list[Tensor] | tuple[Tensor, Tensor]  # what `CompletionResult.model` holds
 
 def _chain_pair(factors) -> tuple[Tensor, Tensor]:
@@ -71,7 +77,8 @@ class CompletionResult:
     def predict(self, rows: Tensor, cols: Tensor) -> Tensor:
         "Entries X[rows, cols] of the completed matrix, in O(len(rows) * width)."
         A, B = self.factor_pair()
-        return (A[rows] * B[cols]).sum(1)
+        rows, cols = checked_index('rows', rows, A.shape[0], 'rows'), checked_index('cols', cols, B.shape[0], 'columns')
+        return (A[rows.to(A.device)] * B[cols.to(B.device)]).sum(1)
 
     def completed(self) -> Tensor:
         "The dense completed matrix (small problems only)."
@@ -98,6 +105,7 @@ class CompletionResult:
             ):
         "Log-scale curves of `metrics` against 'step' or 'seconds'."
         import matplotlib.pyplot as plt
+        _check_history_keys(self.history, x, metrics)
         if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
         for metric in metrics:
             if metric in self.history:
@@ -115,6 +123,7 @@ def plot_histories(results,  # CompletionResults
                    **kwargs):  # passed to `Axes.semilogy`
     "Overlay one metric of several results (log scale)."
     import matplotlib.pyplot as plt
+    for result in results: _check_history_keys(result.history, x, [metric])
     if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
     for i, result in enumerate(results):
         ax.semilogy(result.history[x], result.history[metric], label=labels[i] if labels else result.method, **kwargs)
@@ -148,7 +157,7 @@ def resolve_device(device=None,  # a device or its name; None: CUDA when availab
                   ) -> torch.device:
     "The device a run uses."
     if device is None: return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    return torch.device(device)
+    return check_device(device)
 
 def check_train_dtype(dtype: torch.dtype,  # the dtype a run would train in
                      ):
@@ -263,6 +272,10 @@ def _checked_width(problem, network, width) -> int:
             raise ValueError("width is required when the problem has no known rank (the default is twice the rank)")
         else: width = 2 * problem.target_rank
     width = check_int('width', width)
+    rank = problem.target_rank
+    if network != 'full' and rank is not None and width < rank:
+        warnings.warn(f"width={width} is below the target's rank {rank}: a {network} network of that width cannot "
+                      "represent the target, so the recovery error will stall", stacklevel=3)
     if network == 'compressed':
         if width % 2: raise ValueError(f"the compressed width is 2k for a rank bound k: it must be even, got {width}")
         if width > min(m, n):
@@ -321,7 +334,7 @@ def train_completion(problem: CompletionProblem,  # the observed entries (and th
     if network not in NETWORKS: raise ValueError(f"unknown network {network!r}; expected one of {tuple(NETWORKS)}")
     scale = loss_scale(problem, loss)
     check_int('depth', depth, minimum=2); check_int('max_steps', max_steps, minimum=0)
-    check_int('log_every', log_every); check_int('check_every', check_every)
+    check_int('log_every', log_every); check_int('check_every', check_every); check_int('seed', seed, minimum=0)
     check_positive('eps', eps); check_positive('gamma', gamma, allow_zero=True)
     width = _checked_width(problem, network, width)
     check_train_dtype(dtype or problem.dtype)
