@@ -36,7 +36,7 @@ def check_positive(name: str, value, allow_zero: bool = False) -> float:
         raise ValueError(f"{name} must be a finite {sign} number, got {value!r}")
     return float(value)
 
-# %% ../nbs/00a_checks.ipynb #32e0d566
+# %% ../nbs/00a_checks.ipynb #cab6b063
 def check_device(device,  # a torch.device or its name ("cpu", "cuda", "cuda:1", ...)
                 ) -> torch.device:
     "`device` as a torch.device if this torch build and machine can use it, else a ValueError that says why."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_finetune.ipynb #65ea68e5
 from __future__ import annotations
-import json, os, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 from .checks import (is_integer, is_finite_number, check_int, check_positive, check_writable, write_atomic,
-                                announce_replacing)
+                                announce_replacing, check_device)
 from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora,
                                  deep_lora_param_groups, deep_lora_modules, find_target_modules, save_deep_lora,
                                  load_deep_lora, update_ranks)
@@ -106,6 +106,8 @@ class FinetuneConfig:
             raise ValueError(f"adam_eps must be a finite positive number or 'auto', got {self.adam_eps!r}")
         bad = [s for s in self.eval_steps if not (is_integer(s) and 1 <= s <= self.steps)]
         if bad: raise ValueError(f"eval_steps must be steps between 1 and steps={self.steps}, got {bad}")
+        if not (len(self.betas) == 2 and all(is_finite_number(b) and 0 <= b < 1 for b in self.betas)):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
     @classmethod
     def paper(cls,
@@ -257,7 +259,13 @@ def _run_data(config: FinetuneConfig, task: Task, tokenizer):
     if not evaluation:
         raise ValueError(f"every evaluation example is longer than max_length={config.max_length}; "
                          "raise it or set drop_long=False")
+    if config.n_train is not None and config.replace and config.n_train > len(train):
+        warnings.warn(f"n_train={config.n_train} draws (with replacement) from only {len(train)} training examples: "
+                      "most examples repeat", stacklevel=3)
     shots = [train[i] for i in few_shot_indices(len(train), config.n_train, config.seed, config.replace)]
+    if config.batch_size > len(shots):
+        warnings.warn(f"batch_size={config.batch_size} is larger than the {len(shots)} training examples: every batch "
+                      f"repeats examples", stacklevel=3)
     schedule = batch_schedule(len(shots), config.batch_size, config.steps, config.seed)
     counts = dict(dropped_long=dropped, train_pool=len(train), eval_examples=len(evaluation),
                   eval_dropped_long=eval_dropped)
@@ -314,7 +322,11 @@ def finetune(config: FinetuneConfig,        # the run
         announce_replacing(Path(config.output_dir) / "run.json", "run")
     model, tokenizer = load_model(config.model, task.num_labels, seed=config.head_draw_seed,
                                   head_init=config.head_init)
-    model.to(config.device)
+    positions = getattr(model.config, "max_position_embeddings", None)
+    if positions is not None and config.max_length > positions:
+        raise ValueError(f"max_length={config.max_length} is longer than the {positions} positions the model "
+                         f"{config.model or 'all-MiniLM-L6-v2'} has; use max_length <= {positions}")
+    model.to(check_device(config.device))
     shots, schedule, evaluation, counts = _run_data(config, task, tokenizer)
     torch.manual_seed(config.seed)
     start = time.perf_counter()

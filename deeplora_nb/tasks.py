@@ -4,13 +4,13 @@
 
 # %% ../nbs/05a_tasks.ipynb #13e750e2
 from __future__ import annotations
-import copy, gzip, hashlib, importlib.resources, json, math, re
+import copy, gzip, hashlib, importlib.resources, json, math, re, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from .checks import check_int
+from .checks import check_int, is_finite_number
 
 # %% auto #0
 __all__ = ['OFFLINE_TASKS', 'METRICS', 'GLUE_TASKS', 'HEAD_INITS', 'data_dir', 'offline_manifest', 'Task', 'parse_dataset_name',
@@ -112,6 +112,17 @@ def _check_utf8(path: Path) -> None:
                 raise ValueError(f"{path}, line {number}: not UTF-8 text (byte {line[e.start]:#04x} at column "
                                  f"{e.start + 1}); re-save the file as UTF-8") from None
 
+# %% ../nbs/05a_tasks.ipynb #1726d2f4
+def _check_header(path: Path, builder: str, kwargs: dict) -> None:
+    "A CSV/TSV header that names a column twice is refused: a reader would keep one of them silently."
+    if builder != "csv": return
+    import csv, gzip as gz, bz2, lzma
+    opener = {".gz": gz.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
+        header = next(csv.reader(f, delimiter=kwargs.get("delimiter", ",")), [])
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated: raise ValueError(f"{path}: the header names the columns {repeated} more than once; rename them")
+
 # %% ../nbs/05a_tasks.ipynb #33654f77
 def _checked_ids(train_ids, val_ids, num_labels: int, names):
     "Classification ids must give at least two training classes, and no validation class unseen in training."
@@ -135,8 +146,11 @@ def _integer_ids(train_labels, val_labels, label_names):
                              f"(names {list(label_names)})")
         return _checked_ids(train_ids, val_ids, len(label_names), list(label_names))
     values = sorted(set(train_ids))
-    if values[0] >= 0: return _checked_ids(train_ids, val_ids, max(values) + 1, None)   # ids 0 .. K-1 already
-    index = {v: i for i, v in enumerate(values)}   # e.g. -1 / +1: the classes in sorted order, named by their values
+    if values == list(range(len(values))): return _checked_ids(train_ids, val_ids, len(values), None)   # ids 0..K-1
+    # e.g. -1 / +1 or 1 / 5: the classes in sorted order, named by their values (never K = max + 1 classes)
+    warnings.warn(f"integer labels {values[:8]} are not the class ids 0..{len(values) - 1}: class i is the i-th "
+                  "smallest label, named by its value", stacklevel=4)
+    index = {v: i for i, v in enumerate(values)}
     unseen = sorted({y for y in val_ids if y not in index})
     if unseen:
         raise ValueError(f"validation labels {unseen[:5]} never occur in the training data (its classes: {values})")
@@ -154,14 +168,21 @@ def _label_ids(train_labels, val_labels, regression: bool, label_names):
         if bad: raise ValueError(f"regression labels must be finite numbers, got {bad[:5]}")
         return [float(y) for y in train_labels], [float(y) for y in val_labels], 1, None
     if all(isinstance(y, str) for y in train_labels):
+        numeric = {y for y in everything if isinstance(y, str) and re.fullmatch(r"\s*[+-]?\d+\s*", y)}
+        if numeric and len(numeric) < len(set(everything)) and not label_names:   # "0", "1" and a stray "pos"
+            words = sorted(set(everything) - numeric)
+            raise ValueError(f"labels mix integers {sorted(numeric, key=int)[:5]} with other strings {words[:5]}: "
+                             "a typo would become a class of its own; fix those labels or pass label_names")
         names = list(label_names or sorted(set(train_labels)))
         index = {n: i for i, n in enumerate(names)}
         unknown = sorted({y for y in everything if y not in index})
         if unknown: raise ValueError(f"labels {unknown[:5]} are not among the label names {names}")
         return _checked_ids([index[y] for y in train_labels], [index[y] for y in val_labels], len(names), names)
-    bad = sorted({y for y in everything if isinstance(y, str) or float(y) != int(y)}, key=str)
-    if bad: raise ValueError(f"classification labels must be all strings or all integers, got {bad[:5]}; "
-                             "pass regression=True for a real-valued target")
+    for split_name, labels in (("training", train_labels), ("validation", val_labels)):
+        bad = sorted({y for y in labels if isinstance(y, str) or float(y) != int(y)}, key=str)
+        if bad: raise ValueError(f"classification labels must be all strings or all integers: the training labels "
+                                 f"are numbers, the {split_name} split has {bad[:5]}; pass regression=True for a "
+                                 "real-valued target")
     return _integer_ids(train_labels, val_labels, label_names)
 
 # %% ../nbs/05a_tasks.ipynb #6766cc7b
@@ -222,7 +243,7 @@ def _read_local(path: Path, validation_file: str | None):
         if not Path(validation_file).is_file(): raise ValueError(f"validation file {validation_file} does not exist")
         files["validation"] = str(validation_file)
     if path.stat().st_size == 0: raise ValueError(f"{path} is empty")
-    for file in files.values(): _check_utf8(Path(file))
+    for file in files.values(): _check_utf8(Path(file)); _check_header(Path(file), builder, kwargs)
     try: ds = datasets.load_dataset(builder, data_files=files, **kwargs)
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save it as UTF-8") from e
@@ -246,7 +267,11 @@ def _local_task(path: Path, text_column, text_pair_column, label_column, validat
     if "validation" in ds:
         _check_texts(Path(validation_file).name, "validation", ds["validation"], columns)
         validation = ds["validation"]
-    else: train, validation = _split_off_validation(train, validation_fraction, split_seed)
+    else:
+        if len(train) < 2:
+            raise ValueError(f"{path} holds {len(train)} example: a validation split needs at least two rows "
+                             "(or pass validation_file)")
+        train, validation = _split_off_validation(train, validation_fraction, split_seed)
     return _task_from_splits(path.name, train, validation, text_column or "text", text_pair_column, label_column,
                              metric, regression)
 
@@ -288,6 +313,8 @@ def load_task(name: str,                          # an offline task, a local fil
     """An offline task ('rotten_tomatoes', 'bbc_news'), a local CSV/TSV/JSON(L) file, or a `datasets` name
     ('glue/stsb', 'owner/name', 'owner/name:config')."""
     if name in OFFLINE_TASKS: return _offline_task(name)
+    if not (is_finite_number(validation_fraction) and 0 < validation_fraction < 1):
+        raise ValueError(f"validation_fraction must be in (0, 1), got {validation_fraction!r}")
     path = Path(name).expanduser()
     if path.is_file():
         return _local_task(path, text_column, text_pair_column, label_column, validation_file, validation_fraction,
@@ -363,7 +390,9 @@ def _pretrained(name: str, num_labels: int, dtype):
     try:
         tokenizer = AutoTokenizer.from_pretrained(name)
         problem = "regression" if num_labels == 1 else "single_label_classification"
+        # ignore_mismatched_sizes: a checkpoint's own head (another task's label count) is redrawn by `init_head` anyway
         model = AutoModelForSequenceClassification.from_pretrained(name, num_labels=num_labels, problem_type=problem,
+                                                                   ignore_mismatched_sizes=True,
                                                                    dtype=dtype)
     except (OSError, ValueError, KeyError) as e:
         reason = str(e).strip().splitlines()[0]

@@ -35,7 +35,7 @@ def _svt_step(pattern, values, A, V, basis, level, max_rank, fresh):
     basis = torch.cat([Vbh.T[:, :width], fresh(max(0, width - Vbh.shape[0]))], dim=1)
     return A, V, basis, Sb[:keep].sum().item()  # the new iterate, the next block, the nuclear norm
 
-# %% ../../nbs/03d_completion_baselines.ipynb #8d9e0e05
+# %% ../../nbs/03d_completion_baselines.ipynb #8e3f97c6
 def _check_iterations(max_iters, log_every, seed, tol) -> None:
     "The settings both baselines share, each checked by name."
     check_int('max_iters', max_iters); check_int('log_every', log_every); check_int('seed', seed, minimum=0)

@@ -41,7 +41,7 @@ def _checked_truth(truth, shape: tuple, like: Tensor) -> tuple[Tensor, Tensor]:
                          f"got {tuple(left.shape)} and {tuple(right.shape)}")
     return left.to(like), right.to(like)
 
-# %% ../../nbs/03a_completion_problem.ipynb #b068c684
+# %% ../../nbs/03a_completion_problem.ipynb #339ae78f
 def _dense_tensor(name: str, x) -> Tensor:
     "`x` as a dense torch tensor (NumPy arrays converted), or a TypeError naming `name`."
     if not isinstance(x, Tensor):
