@@ -4,6 +4,7 @@
 
 # %% ../nbs/02_compression.ipynb #7f5e15a8
 from __future__ import annotations
+import math
 from dataclasses import dataclass
 import torch
 from torch import Tensor
@@ -97,6 +98,11 @@ def compress_factorization(factors,             # scaled orthogonal [W_1, ..., W
     if first.shape[0] != first.shape[1]:
         raise ValueError(f"compress_factorization needs a square first factor W_1, got {tuple(first.shape)}; "
                          "when the last factor is square use compress_factorization_transposed")
+    check_positive('eps', eps)
+    scale = (torch.linalg.matrix_norm(first) / math.sqrt(first.shape[0])).item()   # eps * orthogonal: ||W_1||_F = eps sqrt(n)
+    if not math.isclose(scale, eps, rel_tol=1e-3):   # float32 factors: round-off, far below any mistaken eps
+        raise ValueError(f"eps={eps:g} but the factors were initialised at scale {scale:.6g} (||W_1||_F / sqrt(n)): pass "
+                         "the eps they were made with, at initialisation")
     right = compression_basis(grad_first, first, k, eps)
     left = chain_product([right, *factors]) / eps ** len(factors)     # X(0) V11 / eps^L, without forming X(0)
     eye = torch.eye(2 * k, dtype=first.dtype, device=first.device)

@@ -92,8 +92,15 @@ def factor_gradients(factors,                      # [W_1, ..., W_L]
     "Per-layer gradients [dLoss/dW_1, ..., dLoss/dW_L]: W_{L:l+1}^T grad_X W_{l-1:1}^T in O(L) products."
     if check:
         m, n = check_factors(factors)
+        if not isinstance(grad_X, Tensor) or grad_X.layout != torch.strided:
+            what = type(grad_X).__name__ if not isinstance(grad_X, Tensor) else f"a tensor of layout {grad_X.layout}"
+            raise TypeError(f"grad_X must be a dense torch tensor, got {what}; convert it with torch.as_tensor "
+                            "(NumPy) or .to_dense() (sparse)")
         if tuple(grad_X.shape) != (m, n):
             raise ValueError(f"grad_X has shape {tuple(grad_X.shape)}, the product is {m} x {n}")
+        if grad_X.dtype != factors[0].dtype:
+            raise TypeError(f"grad_X has dtype {grad_X.dtype} but the factors have {factors[0].dtype}")
+        if not torch.isfinite(grad_X).all(): raise ValueError("grad_X contains non-finite values (nan or inf)")
     if prefixes is None and len(factors) > 1: prefixes = prefix_products(factors[:-1])
     grads, upstream = [None] * len(factors), grad_X  # upstream = W_{L:l+1}^T G, built from the top down
     for l in range(len(factors) - 1, -1, -1):

@@ -112,7 +112,7 @@ def _check_utf8(path: Path) -> None:
                 raise ValueError(f"{path}, line {number}: not UTF-8 text (byte {line[e.start]:#04x} at column "
                                  f"{e.start + 1}); re-save the file as UTF-8") from None
 
-# %% ../nbs/05a_tasks.ipynb #1726d2f4
+# %% ../nbs/05a_tasks.ipynb #8f16ea7f
 def _check_header(path: Path, builder: str, kwargs: dict) -> None:
     "A CSV/TSV header that names a column twice is refused: a reader would keep one of them silently."
     if builder != "csv": return
