@@ -20,18 +20,24 @@ from .tasks import (HEAD_INITS, Task, load_task, default_model_path, head_names,
                                encode, collate, few_shot_indices, batch_schedule, evaluation_examples, evaluate)
 
 # %% auto #0
-__all__ = ['METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'PAPER_STEPS', 'DEFAULT_LR', 'COMPRESSED_LR', 'FinetuneConfig',
-           'adapter_config', 'adapted_layers', 'split_head_group', 'adam_eps_from_gradient', 'init_gradient_scale',
-           'attach_method', 'finetune', 'load_finetuned', 'ddp_worker', 'check_ddp']
+__all__ = ['METHODS', 'PEFT_METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'PAPER_STEPS', 'DEFAULT_LR', 'COMPRESSED_LR',
+           'LORA_GA_BATCHES', 'FinetuneConfig', 'adapter_config', 'adapted_layers', 'split_head_group',
+           'adam_eps_from_gradient', 'init_gradient_scale', 'attach_method', 'finetune', 'load_finetuned', 'ddp_worker',
+           'check_ddp']
 
 # %% ../nbs/05b_finetune.ipynb #05970fa4
 METHODS = {
     "lora": "vanilla LoRA, the paper's baseline: depth 2, output-side factor N(0, 1), input-side 0, no scaling",
     "peft_lora": "PEFT's LoRA at the same rank and target modules (lora_alpha = rank, so no scaling; PEFT's init)",
+    "peft_lora_ga": "PEFT's LoRA-GA: A and B from the SVD of the gradient averaged over the first batches (preprocess_loraga)",
+    "peft_pissa": "PEFT's PiSSA: A and B from the top singular vectors of the pretrained weight, the rest kept frozen",
+    "peft_dora": "PEFT's DoRA: LoRA on the direction of each weight plus a trained magnitude per output",
     "deep_lora_full": "Deep LoRA, full width: depth 3, width min(out, in), scaled orthogonal init",
     "deep_lora_narrow": "Deep LoRA, narrow: depth 3, width = rank, scaled orthogonal init",
     "deep_lora_compressed": "Deep LoRA, compressed from one batch: width = rank, cores eps*I, outer factors gamma*lr",
 }
+PEFT_METHODS = {"peft_lora": {}, "peft_lora_ga": dict(init_lora_weights="lora_ga"),   # the methods PEFT builds,
+                "peft_pissa": dict(init_lora_weights="pissa"), "peft_dora": dict(use_dora=True)}   # their LoraConfig options
 
 # %% ../nbs/05b_finetune.ipynb #d19fb512
 PAPER_ADAM_EPS = 1e-6
@@ -137,8 +143,8 @@ class FinetuneConfig:
 # %% ../nbs/05b_finetune.ipynb #9d60559b
 def adapter_config(model, config: FinetuneConfig) -> DeepLoRAConfig:
     "A run's Deep LoRA config: the method's variant, target modules, rank, depth, eps, gamma, seed; the head to save."
-    # deep_lora_<variant> names its variant; lora and peft_lora (the layers and rank LoRA would take): vanilla
-    variant = "vanilla" if config.method in ("lora", "peft_lora") else config.method.removeprefix("deep_lora_")
+    # deep_lora_<variant> names its variant; lora and PEFT's methods (the layers and rank LoRA would take): vanilla
+    variant = "vanilla" if config.method == "lora" or config.method in PEFT_METHODS else config.method.removeprefix("deep_lora_")
     return DeepLoRAConfig(rank=config.rank, depth=2 if variant == "vanilla" else config.depth, eps=config.eps,
                           variant=variant, target_modules=config.target_modules,
                           min_dim=config.min_dim or model.config.hidden_size,
@@ -206,27 +212,43 @@ def init_gradient_scale(model, batch: dict) -> dict[str, float]:
         model.train(was_training)
 
 # %% ../nbs/05b_finetune.ipynb #a3e9b6f0
-def _peft_lora(model, config: FinetuneConfig, deep_config: DeepLoRAConfig):
-    "PEFT's LoRA on the layers Deep LoRA would adapt, at the same rank, without scaling: (model, [one group])."
+LORA_GA_BATCHES = 4   # LoRA-GA's gradient: averaged over this many training batches (PEFT's examples use a few)
+
+def _peft_adapter(model, config: FinetuneConfig, deep_config: DeepLoRAConfig, batches: list):
+    """A PEFT method on the layers Deep LoRA would adapt, at the same rank, without scaling, through PEFT itself
+    (`get_peft_model`; LoRA-GA through PEFT's own `preprocess_loraga` on `batches`): (model, [one group])."""
     from peft import LoraConfig, get_peft_model
-    layers = find_target_modules(model, deep_config)
-    model = get_peft_model(model, LoraConfig(r=config.rank, lora_alpha=config.rank, lora_dropout=0.0,
-                                             target_modules=layers, modules_to_save=deep_config.modules_to_save))
+    options = dict(PEFT_METHODS[config.method])
+    if config.method == "peft_lora_ga":
+        from peft import LoraGAConfig
+        options["lora_ga_config"] = LoraGAConfig()
+    lora = LoraConfig(r=config.rank, lora_alpha=config.rank, lora_dropout=0.0,
+                      target_modules=find_target_modules(model, deep_config),
+                      modules_to_save=deep_config.modules_to_save, **options)
+    if config.method == "peft_lora_ga":
+        from peft import preprocess_loraga
+        def train_step():   # the gradient PEFT averages: one backward per batch, in train mode as PEFT sets it
+            for batch in batches: model(**batch).loss.backward()
+        preprocess_loraga(model, lora, train_step)
+    model = get_peft_model(model, lora)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    return model, [dict(params=trainable, lr=config.lr, weight_decay=config.weight_decay, name="peft_lora")]
+    return model, [dict(params=trainable, lr=config.lr, weight_decay=config.weight_decay, name=config.method)]
 
 # %% ../nbs/05b_finetune.ipynb #287ef604
 def attach_method(model,                      # a pretrained classifier (`load_model`)
                   config: FinetuneConfig,     # the run: method, rank, learning rates, AdamW eps
-                  batch: dict | None = None,  # one training batch: compression and `adam_eps="auto"` need it
+                  batch: dict | list | None = None,  # a training batch (compression, `adam_eps="auto"`), or a list of
+                                                     # them: LoRA-GA averages its gradient over all, the rest use the first
                  ):
     """Inject the method's adapters into `model` (everything else frozen); returns (model, AdamW parameter groups):
     adapters at `lr` (compressed outer factors at `gamma * lr`), the head at `head_lr`, each group with its `eps`."""
     deep_config = adapter_config(model, config)
-    needs_batch = config.method == "deep_lora_compressed" or config.adam_eps == "auto"
+    batches = batch if isinstance(batch, list) else [] if batch is None else [batch]
+    batch = batches[0] if batches else None
+    needs_batch = config.method in ("deep_lora_compressed", "peft_lora_ga") or config.adam_eps == "auto"
     if needs_batch and batch is None:
         raise ValueError(f"{config.method} with adam_eps={config.adam_eps!r} needs one training batch")
-    if config.method == "peft_lora": model, groups = _peft_lora(model, config, deep_config)
+    if config.method in PEFT_METHODS: model, groups = _peft_adapter(model, config, deep_config, batches)
     else:
         apply_deep_lora(model, deep_config)
         if config.method == "deep_lora_compressed": compress_deep_lora(model, batch, seed=config.seed)
@@ -275,7 +297,7 @@ def _run_data(config: FinetuneConfig, task: Task, tokenizer):
 def _save_run(result: dict, model, config: FinetuneConfig) -> None:
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if config.method == "peft_lora": model.save_pretrained(out / "adapter")
+    if config.method in PEFT_METHODS: model.save_pretrained(out / "adapter")
     else: save_deep_lora(model, out / "adapter")
     write_atomic(out / "run.json", json.dumps(result, indent=1))   # never a cut-short run.json, even on a full disk
 
@@ -288,7 +310,7 @@ def _batch_to_device(batch: dict, device) -> dict: return {k: v.to(device) for k
 
 def _train(model, optimizer, config: FinetuneConfig, shots, schedule, tokenizer, evaluation, metric: str, progress):
     "The training steps of a run: (history of evaluations, losses, layers moved off rank 0, training seconds)."
-    track_ranks = config.rank_every and config.method != "peft_lora"
+    track_ranks = config.rank_every and config.method not in PEFT_METHODS
     eval_at = set(config.eval_steps) | (set(range(config.eval_every, config.steps, config.eval_every))
                                         if config.eval_every else set())
     history, losses, layers_moved, eval_seconds = [], [], [], 0.0
@@ -318,6 +340,9 @@ def finetune(config: FinetuneConfig,        # the run
     "Train one adapter on a few-shot sample and evaluate it: a JSON-ready result (and the model, with `return_model`)."
     task = task or load_task(config.task)
     if config.output_dir is not None:
+        if config.method in ("peft_pissa", "peft_lora_ga"):   # their init rewrites the base weights it adapts
+            raise ValueError(f"{config.method} runs cannot be saved with output_dir: the method changes the pretrained "
+                             "weights at initialisation, so its adapter alone would not rebuild the trained model")
         check_writable(config.output_dir)
         announce_replacing(Path(config.output_dir) / "run.json", "run")
     model, tokenizer = load_model(config.model, task.num_labels, seed=config.head_draw_seed,
@@ -330,8 +355,10 @@ def finetune(config: FinetuneConfig,        # the run
     shots, schedule, evaluation, counts = _run_data(config, task, tokenizer)
     torch.manual_seed(config.seed)
     start = time.perf_counter()
-    first_batch = _batch_to_device(collate([shots[i] for i in schedule[0]], tokenizer), config.device)
-    model, groups = attach_method(model, config, first_batch)
+    count = LORA_GA_BATCHES if config.method == "peft_lora_ga" else 1
+    first_batches = [_batch_to_device(collate([shots[i] for i in positions], tokenizer), config.device)
+                     for positions in schedule[:count]]
+    model, groups = attach_method(model, config, first_batches)
     setup_seconds = time.perf_counter() - start
     optimizer = torch.optim.AdamW(groups, betas=config.betas, weight_decay=config.weight_decay)
     history, losses, layers_moved, train_seconds = _train(model, optimizer, config, shots, schedule, tokenizer,
@@ -346,8 +373,8 @@ def finetune(config: FinetuneConfig,        # the run
                   threads=torch.get_num_threads(), adam_eps=adapter_group["eps"],
                   init_gradient_scale=adapter_group.get("init_gradient_scale"),
                   learning_rates={g.get("name", str(i)): g["lr"] for i, g in enumerate(groups)})
-    if config.rank_every and config.method != "peft_lora": result["layers_moved"] = layers_moved
-    if config.record_ranks and config.method != "peft_lora": result["update_ranks"] = update_ranks(model, tol=1e-3)
+    if config.rank_every and config.method not in PEFT_METHODS: result["layers_moved"] = layers_moved
+    if config.record_ranks and config.method not in PEFT_METHODS: result["update_ranks"] = update_ranks(model, tol=1e-3)
     if config.output_dir: _save_run(result, model, config)
     return (result, model) if return_model else result
 
@@ -364,7 +391,7 @@ def load_finetuned(run_dir,                   # a folder written by `finetune` w
     base_name = model or config.model
     base, tokenizer = load_model(base_name, result["num_labels"], seed=config.head_draw_seed, head_init=config.head_init)
     try:
-        if config.method == "peft_lora":
+        if config.method in PEFT_METHODS:
             from peft import PeftModel
             base = PeftModel.from_pretrained(base, run_dir / "adapter")
         else: load_deep_lora(base, run_dir / "adapter")
