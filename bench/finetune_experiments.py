@@ -55,7 +55,8 @@ def main():
     if args.pids and not args.worker: args.pids.write_text(f"{os.getpid()}\n")
     import torch
     torch.set_num_threads(args.threads)
-    from deeplora_nb.experiments import protocol_plan, run_plan
+    from deeplora_nb.comparison import run_plan
+    from deeplora_nb.experiments import protocol_plan
     args.results.parent.mkdir(parents=True, exist_ok=True)
     plan = protocol_plan(steps=args.steps, seeds=args.seeds, few_seeds=args.few_seeds, steps_256=args.steps_256, model=args.model,
                          eval_size=args.eval_size, device=args.device, parts=args.parts)

@@ -21,7 +21,7 @@ from .tasks import (HEAD_INITS, Task, load_task, default_model_path, head_names,
 
 # %% auto #0
 __all__ = ['METHODS', 'PEFT_METHODS', 'PAPER_ADAM_EPS', 'REFERENCE_ESCAPE_STEPS', 'PAPER_STEPS', 'DEFAULT_LR', 'COMPRESSED_LR',
-           'LORA_GA_BATCHES', 'FinetuneConfig', 'adapter_config', 'adapted_layers', 'split_head_group',
+           'HOLDOUT_SEED', 'LORA_GA_BATCHES', 'FinetuneConfig', 'adapter_config', 'adapted_layers', 'split_head_group',
            'adam_eps_from_gradient', 'init_gradient_scale', 'attach_method', 'finetune', 'load_finetuned', 'ddp_worker',
            'check_ddp']
 
@@ -77,6 +77,8 @@ class FinetuneConfig:
     betas: tuple = (0.9, 0.999)
     eval_size: int | None = 500       # fixed validation slice (the same for every seed and method); None: all
     eval_offset: int = 0              # where that slice starts in the fixed validation order
+    holdout: int = 0                  # training examples kept out of every draw: a tuning slice (0: none)
+    evaluate_on: str = "validation"   # "holdout": score on that slice instead (to tune, never touching validation)
     eval_every: int = 0               # also evaluate every this many steps (0: only after the last step)
     eval_steps: tuple = ()            # also evaluate after these steps
     seed: int = 0                     # few-shot draw, batch order, head and adapter init
@@ -112,6 +114,11 @@ class FinetuneConfig:
             raise ValueError(f"adam_eps must be a finite positive number or 'auto', got {self.adam_eps!r}")
         bad = [s for s in self.eval_steps if not (is_integer(s) and 1 <= s <= self.steps)]
         if bad: raise ValueError(f"eval_steps must be steps between 1 and steps={self.steps}, got {bad}")
+        check_int("holdout", self.holdout, minimum=0)
+        if self.evaluate_on not in ("validation", "holdout"):
+            raise ValueError(f"evaluate_on must be 'validation' or 'holdout', got {self.evaluate_on!r}")
+        if self.evaluate_on == "holdout" and not self.holdout:
+            raise ValueError("evaluate_on='holdout' needs holdout > 0 training examples to score on")
         if not (len(self.betas) == 2 and all(is_finite_number(b) and 0 <= b < 1 for b in self.betas)):
             raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas!r}")
 
@@ -212,6 +219,7 @@ def init_gradient_scale(model, batch: dict) -> dict[str, float]:
         model.train(was_training)
 
 # %% ../nbs/05b_finetune.ipynb #a3e9b6f0
+HOLDOUT_SEED = 1234   # the fixed order a `holdout` slice is cut from
 LORA_GA_BATCHES = 4   # LoRA-GA's gradient: averaged over this many training batches (PEFT's examples use a few)
 
 def _peft_adapter(model, config: FinetuneConfig, deep_config: DeepLoRAConfig, batches: list):
@@ -276,8 +284,15 @@ def _encoded_train(task: Task, tokenizer, max_length: int, drop_long: bool):
 def _run_data(config: FinetuneConfig, task: Task, tokenizer):
     "(few-shot features, batch schedule, encoded evaluation slice, counts of what was kept and dropped) of a run."
     train, dropped = _encoded_train(task, tokenizer, config.max_length, config.drop_long)
-    evaluation, eval_dropped = encode(evaluation_examples(task, config.eval_size, config.eval_offset), tokenizer,
-                                      config.max_length, config.drop_long)
+    if config.holdout:
+        if config.holdout >= len(train):
+            raise ValueError(f"holdout={config.holdout} leaves nothing to train on: the training split has {len(train)} "
+                             "examples (after dropping long ones)")
+        order = np.random.default_rng(HOLDOUT_SEED).permutation(len(train))   # one slice for every seed and method
+        held, train = [train[i] for i in order[:config.holdout]], [train[i] for i in order[config.holdout:]]
+    if config.evaluate_on == "holdout": evaluation, eval_dropped = held, 0
+    else: evaluation, eval_dropped = encode(evaluation_examples(task, config.eval_size, config.eval_offset), tokenizer,
+                                            config.max_length, config.drop_long)
     if not evaluation:
         raise ValueError(f"every evaluation example is longer than max_length={config.max_length}; "
                          "raise it or set drop_long=False")

@@ -6,7 +6,7 @@ the `nbdev_export()` cell. A skipped cell keeps the outputs it had. Execution st
 and the notebook is left unchanged. `nbdev_clean` runs afterwards, as before a commit.
 
     python tools/execute_nbs.py nbs/03_completion.ipynb nbs/05_finetune.ipynb
-    python tools/execute_nbs.py --flags slow nbs/07_cli.ipynb     # the heavy cells too
+    python tools/execute_nbs.py --flags slow nbs/07b_reproduce.ipynb     # the heavy cells too
     python tools/execute_nbs.py                                     # every notebook
 """
 import argparse, os, subprocess, sys, time
