@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from transformers.pytorch_utils import Conv1D
 from ..factorization import check_int, check_positive
 from .layer import DeepLoRA
-from .save import deep_lora_modules, save_deep_lora
+from .save import PEFT_CONFIG_NAME, deep_lora_modules, save_deep_lora
 from .inject import restore_deep_lora
 
 # %% auto #0
@@ -78,10 +78,15 @@ def export_peft_lora(model: nn.Module,         # a model with Deep LoRA adapters
     for name in saved:
         for pname, p in model.get_submodule(name).named_parameters():
             state[f"base_model.model.{name}.{pname}"] = p.detach().to("cpu", copy=True).contiguous()
-    path.mkdir(parents=True, exist_ok=True)
-    _peft_config(model, exported, saved).save_pretrained(str(path))
-    state = {k: v.to("cpu") for k, v in state.items()}
-    save_file(state, path / "adapter_model.safetensors", metadata=dict(format="pt"))
+    created, written = not path.exists(), [path / PEFT_CONFIG_NAME, path / "adapter_model.safetensors"]
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        _peft_config(model, exported, saved).save_pretrained(str(path))
+        save_file({k: v.to("cpu") for k, v in state.items()}, written[1], metadata=dict(format="pt"))
+    except BaseException:   # a full disk, say: remove what this export wrote, so that a retry finds the folder empty
+        for file in written: file.unlink(missing_ok=True)
+        if created and path.is_dir() and not any(path.iterdir()): path.rmdir()
+        raise
     return report
 
 # %% ../../nbs/04f_adapter_huggingface.ipynb #4985c1b9

@@ -245,7 +245,7 @@ def compute_dtype(dtype: torch.dtype,  # the dtype of an adapter's parameters
 
 def _orthonormal(*blocks: Tensor) -> Tensor: return torch.linalg.qr(torch.cat(blocks, dim=1)).Q
 
-def _top_singular_vectors(apply: Callable, apply_t: Callable, size: int, k: int, generator=None, dtype=torch.float64,
+def _top_singular_vectors_matrix_free(apply: Callable, apply_t: Callable, size: int, k: int, generator=None, dtype=torch.float64,
                           device=None, niter: int = 4, oversample: int = 10) -> tuple[Tensor, Tensor]:
     "(U_k, V_k) of a size x size matrix A known by A @ X (`apply`) and A.T @ Y (`apply_t`); randomized unless small."
     q = min(k + oversample, size)
@@ -299,7 +299,7 @@ def compress_matrix_free_layer(grad_delta: Tensor,  # dLoss/d(dW) at init, out x
     size = first.n
     if 2 * k > size: raise ValueError(f"k={k} is too large: the compressed width 2k={2 * k} exceeds {size}")
     G_times, G_t_times = _sparse_row_products(G)
-    U, V = _top_singular_vectors(lambda X: rest.rmatmul(G_times(X)), lambda Y: G_t_times(rest.matmul(Y)), size, k,
+    U, V = _top_singular_vectors_matrix_free(lambda X: rest.rmatmul(G_times(X)), lambda Y: G_t_times(rest.matmul(Y)), size, k,
                                  generator, G.dtype, G.device, niter, oversample)
     right = _orthonormal(V, first.rmatmul(U))
     left = rest.matmul(first.matmul(right))
