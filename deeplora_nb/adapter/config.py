@@ -122,8 +122,11 @@ class DeepLoRAConfig:
         return (min if self.full_width == "min" else max)(out_features, in_features)
 
     def check_layer(self, layer: nn.Module) -> None:
-        "Raise if `layer` cannot take an adapter of this config (unsupported type, or a rank above its smaller side)."
+        "Raise if `layer` cannot take an adapter of this config (unsupported type, integer weights, rank above its smaller side)."
         m, n = layer_shape(layer)
+        if not layer.weight.dtype.is_floating_point:   # an int8 weight would give exactly zero factors and gradients
+            raise TypeError(f"this {type(layer).__name__} has {layer.weight.dtype} weights: Deep LoRA adapts floating-point "
+                            "layers only; quantized models need their own support, which deeplora_nb does not have")
         if self.variant != "full" and self.rank > min(m, n):
             raise ValueError(f"rank={self.rank} is larger than this {type(layer).__name__} allows: its update is "
                              f"{m} x {n}, so rank <= {min(m, n)}")

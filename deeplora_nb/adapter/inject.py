@@ -203,6 +203,10 @@ def apply_deep_lora(model: nn.Module, config: DeepLoRAConfig) -> nn.Module:
     if not isinstance(model, nn.Module): raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(config, DeepLoRAConfig):
         raise TypeError(f"config must be a DeepLoRAConfig, got {type(config).__name__}")
+    peft_module = next((m for m in model.modules() if type(m).__module__.startswith("peft.")), None)
+    if peft_module is not None or hasattr(model, "peft_config"):
+        raise TypeError(f"this is a PEFT model (it holds PEFT's {type(peft_module or model).__name__}): apply Deep LoRA "
+                        "to the base model itself, e.g. after peft_model.unload() or peft_model.merge_and_unload()")
     existing = deep_lora_modules(model)
     if existing:
         raise ValueError(f"this model already has {len(existing)} Deep LoRA adapters (e.g. {existing[0][0]!r}); "

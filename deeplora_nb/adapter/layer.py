@@ -54,6 +54,7 @@ class DeepLoRA(nn.Module):
         self.base_layer = base_layer.requires_grad_(False)
         self.out_features, self.in_features = self.layer_type.shape(base_layer)
         self.merged = False                    # True while dW is folded into base_layer.weight
+        self._merge_rounding = None            # while merged: (where, values) of the weights `unmerge` must put back
         self.disabled = False                  # True inside disable_deep_lora: the forward is the base layer's
         self.compressed_from_gradient = False  # compressed variant: outer factors from a gradient (True) or random
         self._capture = None                   # a _GradientCapture while compress_deep_lora runs
@@ -176,6 +177,10 @@ class DeepLoRA(nn.Module):
         "base_layer(x) + dW x, the update applied as thin products (the base layer alone while merged or disabled)."
         result = self.base_layer(x, *args, **kwargs)
         if self._capture is not None: return self._capture.record(self, x, result)
+        if (self.shares_from or self).merged and self.training and torch.is_grad_enabled():
+            if any(p.requires_grad for p in (self.shares_from or self).core_parameters()):
+                raise RuntimeError("this Deep LoRA adapter is merged into its weight, so it cannot train: "
+                                   "unmerge_deep_lora(model) first (or model.eval() to run the merged model)")
         if self.merged or self.disabled: return result
         if self.training and torch.is_grad_enabled(): self._warn_if_uncompressed()
         right, middle, left = self.factors()
@@ -199,16 +204,24 @@ class DeepLoRA(nn.Module):
         if owner.merged: warnings.warn("this Deep LoRA adapter is already merged; nothing to do"); return
         delta = owner.delta_weight()
         if not torch.isfinite(delta).all(): raise ValueError("cannot merge: the adapter's update contains nan or inf")
-        owner.base_layer.weight.add_(delta)
+        weight = owner.base_layer.weight
+        before = weight.detach().clone()
+        weight.add_(delta)
+        # in low precision W + dW - dW is not W: keep the few weights the subtraction will not give back
+        where = (weight - delta != before).nonzero(as_tuple=True)
+        owner._merge_rounding = (where, before[where])
         owner.merged = True
 
     @torch.no_grad()
     def unmerge(self) -> None:
-        "Subtract dW from `base_layer.weight` again (the inverse of `merge`)."
+        "Subtract dW from `base_layer.weight` again: the exact inverse of `merge`, the base weights bit for bit."
         owner = self.shares_from or self
         if not owner.merged: warnings.warn("this Deep LoRA adapter is not merged; nothing to do"); return
-        owner.base_layer.weight.sub_(owner.delta_weight())
-        owner.merged = False
+        weight = owner.base_layer.weight
+        weight.sub_(owner.delta_weight())
+        where, values = owner._merge_rounding
+        weight[where] = values   # the weights rounding would have changed
+        owner.merged, owner._merge_rounding = False, None
 
     def compress_from_gradient(self, grad_delta: Tensor,  # dLoss/d(dW) at initialisation, out x in
                                generator: torch.Generator | None = None,  # for the frames and the randomized SVD

@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Callable, Mapping
 import torch
 from torch import nn, Tensor
+from transformers import PreTrainedModel
 from ..factorization import check_positive
 from ..compression import compress_factorization, compress_factorization_transposed
 from .config import DeepLoRAConfig
@@ -102,6 +103,9 @@ def _batch_to_device(batch, device):
 
 def _loss_on_batch(model: nn.Module, batch, loss_fn: Callable | None) -> Tensor:
     batch = _batch_to_device(batch, next(model.parameters()).device)
+    if isinstance(batch, (list, tuple)) and isinstance(model, PreTrainedModel):
+        raise TypeError("a list or tuple batch would reach this Hugging Face model as (input_ids, attention_mask, ...) "
+                        "by position: pass a dict of its inputs, e.g. dict(input_ids=ids, labels=labels)")
     if isinstance(batch, Mapping): outputs = model(**batch)
     else: outputs = model(*batch) if isinstance(batch, (list, tuple)) else model(batch)
     if loss_fn is not None: loss = loss_fn(outputs, batch)
