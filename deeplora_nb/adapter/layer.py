@@ -181,7 +181,7 @@ class DeepLoRA(nn.Module):
             if any(p.requires_grad for p in (self.shares_from or self).core_parameters()):
                 raise RuntimeError("this Deep LoRA adapter is merged into its weight, so it cannot train: "
                                    "unmerge_deep_lora(model) first (or model.eval() to run the merged model)")
-        if self.merged or self.disabled: return result
+        if (self.shares_from or self).merged or self.disabled: return result   # merged: the owner's flag
         if self.training and torch.is_grad_enabled(): self._warn_if_uncompressed()
         right, middle, left = self.factors()
         h = self.layer_type.project(self.base_layer, self.deep_lora_dropout(x), right)
