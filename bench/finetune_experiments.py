@@ -2,6 +2,7 @@
 
     nice -n 10 python bench/finetune_experiments.py --workers 2 --pids /tmp/deeplora_runner.pids   # this 2-core CPU box
     nice -n 10 python bench/finetune_experiments.py --workers 2 --claims-first   # the order the saved runs were made in
+    nice -n 19 python bench/finetune_experiments.py --workers 2 --parts gi      # GLUE-1,024, then the PEFT inits (i)
     python bench/finetune_experiments.py --model /data/minilm --device cuda --steps 500 --seeds 20 \\
         --results runs/protocol_gpu.jsonl                                   # the full-size version on a GPU machine
 
@@ -25,10 +26,12 @@ def parser():
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=200, help="steps of parts a-e (the paper: 500 for the few-shot sweep)")
     p.add_argument("--steps-256", type=int, default=500, help="steps of part f")
+    p.add_argument("--steps-1024", type=int, default=600, help="steps of parts g, h (the paper's SST-2 run; GLUE: 1000)")
     p.add_argument("--seeds", type=int, default=10, help="paired seeds of parts a, b, e")
     p.add_argument("--few-seeds", type=int, default=6, help="seeds of parts c, d, f (6: the fewest a paired sign-flip test can decide on)")
     p.add_argument("--eval-size", type=int, default=1000, help="validation examples (more than a split has: all of it)")
-    p.add_argument("--parts", default="abcdef", help="which parts, in this order")
+    p.add_argument("--parts", default="abcdef", help="which parts, in this order (i: the LoRA inits users would pick "
+                   "instead, planned from its saved tuning runs)")
     p.add_argument("--claims-first", action="store_true",
                    help="after (a), one answer per claim before more of any: (c) at rank 8, (d)'s compressed adapter at "
                         "lr 1e-2, (c) at rank 64, (d) at lr 1e-4, (c) at ranks 16 and 32, then the rest in --parts order")
@@ -55,13 +58,20 @@ def main():
     if args.pids and not args.worker: args.pids.write_text(f"{os.getpid()}\n")
     import torch
     torch.set_num_threads(args.threads)
-    from deeplora_nb.comparison import run_plan
-    from deeplora_nb.experiments import protocol_plan
+    from deeplora_nb.comparison import run_plan, read_runs
+    from deeplora_nb.experiments import protocol_plan, adopters_plan
     args.results.parent.mkdir(parents=True, exist_ok=True)
-    plan = protocol_plan(steps=args.steps, seeds=args.seeds, few_seeds=args.few_seeds, steps_256=args.steps_256, model=args.model,
-                         eval_size=args.eval_size, device=args.device, parts=args.parts)
+    protocol_parts = args.parts.replace("i", "")
+    plan = protocol_plan(steps=args.steps, seeds=args.seeds, few_seeds=args.few_seeds, steps_256=args.steps_256,
+                         steps_1024=args.steps_1024, model=args.model, eval_size=args.eval_size, device=args.device,
+                         parts=protocol_parts) if protocol_parts else []
     if args.claims_first: plan = sorted(plan, key=claims_first)
     done = run_plan(plan, args.results)
+    while "i" in args.parts:   # part (i) grows as its grids are saved: plan again until a pass adds nothing
+        added = run_plan(adopters_plan(read_runs(args.results).values(), seeds=args.few_seeds, model=args.model,
+                                       device=args.device), args.results)
+        done += added
+        if not added: break
     print(f"finished {done} runs; results in {args.results}")
 
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 from dataclasses import replace
 import numpy as np
 from .tasks import Task, evaluation_examples
-from .finetune import PAPER_STEPS, COMPRESSED_LR, FinetuneConfig
+from .finetune import PAPER_ADAM_EPS, PAPER_STEPS, COMPRESSED_LR, FinetuneConfig
 from .comparison import ARMS, paired_difference
 
 # %% auto #0
-__all__ = ['EARLY_STEP', 'GLUE_EVAL_STEPS', 'GLUE_RANK_EVERY', 'PAPER', 'LABELS', 'protocol_run_id', 'protocol_plan',
-           'markdown_table', 'metric_at', 'select', 'paired', 'verdict', 'loss_drop_at', 'majority_rate',
-           'fewshot_rows', 'glue_rows', 'rank_rows', 'progress_rows', 'escape_step', 'parsimony_rows', 'summary_lines',
-           'claim_rows']
+__all__ = ['EARLY_STEP', 'GLUE_EVAL_STEPS', 'GLUE_RANK_EVERY', 'ADOPTERS', 'TUNE_SEEDS', 'TUNING_SLICE', 'PAPER', 'LABELS',
+           'protocol_run_id', 'protocol_plan', 'adopters_plan', 'markdown_table', 'metric_at', 'select', 'paired',
+           'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'glue_rows', 'rank_rows', 'progress_rows',
+           'escape_step', 'parsimony_rows', 'summary_lines', 'claim_rows', 'adopters_rows']
 
 # %% ../nbs/06b_experiments.ipynb #784ce347
 EARLY_STEP = 20                                     # the paper's early-progress figure reads the metric here
@@ -24,8 +24,10 @@ GLUE_RANK_EVERY = 20                                # (g), (h): layers off rank 
 def protocol_run_id(config: FinetuneConfig, arm: str) -> str:
     "A stable name of one run of the protocol (what identifies it in the results file)."
     head = "" if (config.head_init, config.head_seed) == ("normal", None) else f"/head-{config.head_init}{config.head_seed}"
+    trained = "/head-trained" if config.train_head else ""       # (i): the practical setup (every earlier part: frozen)
+    scored = f"/holdout{config.holdout}" + ("-tune" if config.evaluate_on == "holdout" else "") if config.holdout else ""
     return (f"{config.task}/n{config.n_train}/{config.method}/r{config.rank}/lr{config.lr:g}/{arm}/steps{config.steps}/"
-            f"seed{config.seed}{head}")
+            f"seed{config.seed}{head}{trained}{scored}")
 
 # %% ../nbs/06b_experiments.ipynb #bff9c34c
 def protocol_plan(steps: int = 200,            # training steps of every part but (f)
@@ -77,6 +79,39 @@ def protocol_plan(steps: int = 200,            # training steps of every part bu
             if run_id not in seen: seen.add(run_id); out.append((p, run_id, config))   # a run shared by two parts: once
     return out
 
+# %% ../nbs/06b_experiments.ipynb #41e1753e
+ADOPTERS = {   # part (i): method -> (its lr grid, the adapters' AdamW eps)
+    "deep_lora_compressed": ((3e-3, 1e-2, 3e-2), "auto"),   # the authors' lr 1e-2 in the middle, gamma 0.01
+    "deep_lora_narrow": ((1e-4, 3e-4, 1e-3), "auto"),       # with the remedy
+    **{m: ((1e-4, 3e-4, 1e-3), PAPER_ADAM_EPS) for m in ("peft_lora", "peft_lora_ga", "peft_pissa", "peft_dora")},
+}
+TUNE_SEEDS, TUNING_SLICE = 2, 1000   # part (i): seeds that score the grid, training examples held out to score them on
+
+def adopters_plan(runs=(),                      # saved records (`read_runs(...).values()`): the tuning runs so far
+                  seeds: int = 6,               # paired seeds at each method's chosen lr
+                  steps: int = 300,
+                  n: int = 1024,                # training examples drawn
+                  model: str | None = None,
+                  device: str = "cpu",
+                 ) -> list[tuple[str, str, FinetuneConfig]]:
+    """Part (i): every method's lr grid on seeds 0-1 (part `i-tune`, scored on the tuning slice), then, for each method
+    whose grid is saved, `seeds` paired seeds at its best lr (part `i`, on the whole validation split)."""
+    base = FinetuneConfig(task="rotten_tomatoes", model=model, device=device, n_train=n, steps=steps, rank=8,
+                          head_lr=1e-3, train_head=True, holdout=TUNING_SLICE, eval_size=None, record_ranks=True)
+    arm = lambda eps: next(a for a, e in ARMS.items() if e == eps)
+    plan, runs = [], list(runs)
+    for method, (grid, eps) in ADOPTERS.items():
+        tune = [replace(base, method=method, lr=lr, adam_eps=eps, seed=s, evaluate_on="holdout", record_ranks=False)
+                for lr in grid for s in range(TUNE_SEEDS)]
+        plan += [("i-tune", protocol_run_id(c, arm(eps)), c) for c in tune]
+        scores = {lr: [r["metric"] for r in runs if r.get("part") == "i-tune" and r["config"]["method"] == method
+                       and r["config"]["lr"] == lr] for lr in grid}
+        if all(len(v) >= TUNE_SEEDS for v in scores.values()):
+            best = max(grid, key=lambda lr: (np.mean(scores[lr]), -lr))   # ties: the smaller lr
+            plan += [("i", protocol_run_id(c, arm(eps)), c)
+                     for c in (replace(base, method=method, lr=best, adam_eps=eps, seed=s) for s in range(seeds))]
+    return plan
+
 # %% ../nbs/06b_experiments.ipynb #4e4c43e1
 def markdown_table(header: list, rows: list) -> str:
     "A markdown table from a header and rows of cells."
@@ -91,7 +126,7 @@ PAPER = {   # the paper's numbers (BERT-base; STS-B Pearson unless named), besid
     "progress": {"deep_lora_full": (.649, .694), "deep_lora_compressed": (.601, .680),    # (step 20, final)
                  "deep_lora_narrow": (0.0, .720)},
 }
-LABELS = {"lora": "LoRA", "peft_lora": "PEFT LoRA", "deep_lora_full": "Deep LoRA (full)",
+LABELS = {"peft_lora_ga": "PEFT LoRA-GA", "peft_pissa": "PEFT PiSSA", "peft_dora": "PEFT DoRA","lora": "LoRA", "peft_lora": "PEFT LoRA", "deep_lora_full": "Deep LoRA (full)",
           "deep_lora_narrow": "Deep LoRA (narrow)", "deep_lora_compressed": "Deep LoRA (compressed)"}
 
 def metric_at(record: dict, step: int | None = None) -> float | None:
@@ -327,4 +362,22 @@ def claim_rows(runs) -> list[list]:
                  r["drop_vs_narrow"], "deep_lora_narrow", r["method"],
                  f"{PAPER['progress'][r['method']][0] - PAPER['progress']['deep_lora_narrow'][0]:+.3f} (Pearson at step 20)")
              for r in progress_rows(runs) if r["method"] != "deep_lora_narrow" and r["drop_vs_narrow"]]
+    return rows
+
+# %% ../nbs/06b_experiments.ipynb #36f155a6
+def adopters_rows(runs,                             # protocol records
+                  reference: str = "deep_lora_compressed",   # the method the others are paired against
+                 ) -> list:
+    "Part (i): per method, its chosen lr, mean metric, seconds per step, trainable parameters, and the paired difference."
+    final = {m: {r["config"]["seed"]: r for r in runs if r.get("part") == "i" and r["config"]["method"] == m}
+             for m in ADOPTERS}
+    rows = []
+    for method, got in final.items():
+        if not got: continue
+        d = None if method == reference else paired(final[reference], got)
+        rows.append(dict(method=method, lr=next(iter(got.values()))["config"]["lr"], seeds=len(got),
+                         mean=float(np.mean([r["metric"] for r in got.values()])),
+                         seconds_per_step=float(np.median([r["seconds_per_step"] for r in got.values()])),
+                         trainable=next(iter(got.values()))["trainable_parameters"], diff=d,
+                         verdict="reference" if method == reference else verdict(d, reference, method)))
     return rows

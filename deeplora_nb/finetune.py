@@ -15,7 +15,7 @@ from .checks import (is_integer, is_finite_number, check_int, check_positive, ch
                                 announce_replacing, check_device)
 from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora,
                                  deep_lora_param_groups, deep_lora_modules, find_target_modules, save_deep_lora,
-                                 load_deep_lora, update_ranks)
+                                 load_deep_lora, update_ranks, only_requires_grad)
 from .tasks import (HEAD_INITS, Task, load_task, default_model_path, head_names, load_model, tiny_bert,
                                encode, collate, few_shot_indices, batch_schedule, evaluation_examples, evaluate)
 
@@ -207,16 +207,13 @@ def init_gradient_scale(model, batch: dict) -> dict[str, float]:
     "sigma_G of each adapted layer: the top singular value of dLoss/dW at the pretrained weights, on `batch`."
     layers = adapted_layers(model)
     weights = {name: layer.weight for name, layer in layers.items()}
-    flags, was_training = [(p, p.requires_grad) for p in model.parameters()], model.training
+    for w in weights.values(): w.grad = None
     try:
-        model.eval(); model.requires_grad_(False)
-        for w in weights.values(): w.grad = None; w.requires_grad_(True)
-        with torch.enable_grad(): model(**batch).loss.backward()
+        with only_requires_grad(model, weights.values(), train=False), torch.enable_grad():   # dropout off
+            model(**batch).loss.backward()
         return {name: 0.0 if w.grad is None else _gradient_top_singular_value(w.grad) for name, w in weights.items()}
     finally:
         for w in weights.values(): w.grad = None
-        for p, flag in flags: p.requires_grad_(flag)
-        model.train(was_training)
 
 # %% ../nbs/05b_finetune.ipynb #a3e9b6f0
 HOLDOUT_SEED = 1234   # the fixed order a `holdout` slice is cut from
