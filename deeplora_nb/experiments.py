@@ -79,7 +79,7 @@ def protocol_plan(steps: int = 200,            # training steps of every part bu
             if run_id not in seen: seen.add(run_id); out.append((p, run_id, config))   # a run shared by two parts: once
     return out
 
-# %% ../nbs/06b_experiments.ipynb #41e1753e
+# %% ../nbs/06b_experiments.ipynb #92b1d9ab
 ADOPTERS = {   # part (i): method -> (its lr grid, the adapters' AdamW eps)
     "deep_lora_compressed": ((3e-3, 1e-2, 3e-2), "auto"),   # the authors' lr 1e-2 in the middle, gamma 0.01
     "deep_lora_narrow": ((1e-4, 3e-4, 1e-3), "auto"),       # with the remedy
@@ -364,7 +364,7 @@ def claim_rows(runs) -> list[list]:
              for r in progress_rows(runs) if r["method"] != "deep_lora_narrow" and r["drop_vs_narrow"]]
     return rows
 
-# %% ../nbs/06b_experiments.ipynb #36f155a6
+# %% ../nbs/06b_experiments.ipynb #d4f22016
 def adopters_rows(runs,                             # protocol records
                   reference: str = "deep_lora_compressed",   # the method the others are paired against
                  ) -> list:

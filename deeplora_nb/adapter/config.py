@@ -4,6 +4,7 @@
 
 # %% ../../nbs/04a_adapter_config.ipynb #1701777d
 from __future__ import annotations
+import warnings
 from dataclasses import dataclass, asdict, fields
 from typing import Callable, Mapping
 import torch.nn.functional as F
@@ -109,7 +110,12 @@ class DeepLoRAConfig:
     dropout: float = 0.0                  # dropout on the adapter's input (not for embeddings)
     seed: int | None = None               # seed for the adapters' random initialisation and compression
 
-    def __post_init__(self): _check_numbers(self); _check_modules(self)
+    def __post_init__(self):
+        _check_numbers(self); _check_modules(self)
+        default_rank = next(f.default for f in fields(self) if f.name == "rank")
+        if self.variant == "full" and self.rank != default_rank:   # a rank the user set, that nothing will read
+            warnings.warn(f"rank={self.rank} is not used by the full-width variant: its width is {self.full_width}(out, "
+                          "in) of each layer; use variant='narrow' for an adapter of width rank", stacklevel=3)
 
     @property
     def num_cores(self) -> int:

@@ -262,6 +262,7 @@ def update_ranks(model: nn.Module,         # a model with Deep LoRA adapters
                  relative: bool = False,   # tol is relative to each update's largest singular value
                 ) -> dict[str, int]:
     "Numerical rank of each adapter's update, by layer name."
+    check_positive("tol", tol, allow_zero=True)
     adapters = deep_lora_modules(model)
     if not adapters: raise ValueError("this model has no Deep LoRA adapters")
     ranks = {}
