@@ -4,13 +4,13 @@
 
 # %% ../nbs/00a_checks.ipynb #c67a8083
 from __future__ import annotations
-import io, math, numbers, os, sys, tempfile
+import datetime, io, math, numbers, os, sys, tempfile
 from pathlib import Path
 import torch
 
 # %% auto #0
 __all__ = ['is_integer', 'is_finite_number', 'check_int', 'check_positive', 'check_device', 'check_writable', 'write_atomic',
-           'announce_replacing', 'figure_bytes', 'write_files']
+           'announce_replacing', 'set_aside', 'figure_bytes', 'write_files']
 
 # %% ../nbs/00a_checks.ipynb #0a2f992a
 def is_integer(value) -> bool:
@@ -86,6 +86,25 @@ def announce_replacing(path,          # a file or folder about to be written
     if not Path(path).exists(): return False
     print(f"replacing the earlier {what} in {path}", file=sys.stderr)
     return True
+
+# %% ../nbs/00a_checks.ipynb #0d89aace
+def set_aside(folder,         # where a run is about to write
+              names,          # the files and folders a run of this kind writes there
+              what: str,      # what they are, for the message
+              stamp: str | None = None,  # names the folder they go to; None: their latest modification time
+             ) -> Path | None:
+    """Move the earlier run's `names` found in `folder` into `folder/earlier-<stamp>/`, saying so on stderr: the new run
+    never mixes with the old one, and nothing else in `folder` is touched. The folder they went to, or None."""
+    folder = Path(folder)
+    found = [folder / name for name in names if (folder / name).exists()]
+    if not found: return None
+    stamp = stamp or datetime.datetime.fromtimestamp(max(p.stat().st_mtime for p in found)).strftime("%Y%m%dT%H%M%S")
+    aside, n = folder / f"earlier-{stamp}", 1
+    while aside.exists(): aside, n = folder / f"earlier-{stamp}-{n}", n + 1
+    aside.mkdir()
+    for path in found: path.rename(aside / path.name)
+    print(f"moved the earlier {what} in {folder} to {aside}", file=sys.stderr)
+    return aside
 
 # %% ../nbs/00a_checks.ipynb #dd7fbb08
 def figure_bytes(figure,          # a matplotlib Figure (anything with `savefig`)

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 from .checks import (is_integer, is_finite_number, check_int, check_positive, check_writable, write_atomic,
-                                announce_replacing, check_device)
+                                set_aside, check_device)
 from .adapter import (DeepLoRACheckpointMixin, DeepLoRAConfig, apply_deep_lora, compress_deep_lora,
                                  deep_lora_param_groups, deep_lora_modules, find_target_modules, save_deep_lora,
                                  load_deep_lora, update_ranks, only_requires_grad)
@@ -356,7 +356,7 @@ def finetune(config: FinetuneConfig,        # the run
             raise ValueError(f"{config.method} runs cannot be saved with output_dir: the method changes the pretrained "
                              "weights at initialisation, so its adapter alone would not rebuild the trained model")
         check_writable(config.output_dir)
-        announce_replacing(Path(config.output_dir) / "run.json", "run")
+        set_aside(config.output_dir, ("run.json", "adapter"), "run")   # an earlier run's files never mix with this one's
     model, tokenizer = load_model(config.model, task.num_labels, seed=config.head_draw_seed,
                                   head_init=config.head_init)
     positions = getattr(model.config, "max_position_embeddings", None)

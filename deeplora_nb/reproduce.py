@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 from . import __version__
-from .checks import check_int, check_writable, figure_bytes, write_files
+from .checks import check_int, check_writable, figure_bytes, write_files, set_aside
 from .factorization import scaled_orthogonal_init, random_low_rank, end_to_end, factor_gradients
 from .compression import compress_factorization
 from .theory import (
@@ -423,17 +423,9 @@ REPORT_FILES = ("report.md", "results.json", "invariance_singular_values.png", "
 def set_aside_earlier_report(out: Path) -> Path | None:
     """Move an earlier reproduction's files (`REPORT_FILES`) in `out` into `out/earlier-<its start>/`, saying so on stderr,
     so a new run never mixes with an old one; nothing else in `out` is touched. The folder they went to, or None."""
-    found = [out / name for name in REPORT_FILES if (out / name).is_file()]
-    if not found: return None
-    try: started = json.loads((out / "results.json").read_text())["run"]["started"]
+    try: started = re.sub(r"[^0-9T]", "", json.loads((out / "results.json").read_text())["run"]["started"])
     except (OSError, ValueError, KeyError, TypeError): started = None
-    stamp = re.sub(r"[^0-9T]", "", started or datetime.datetime.fromtimestamp(found[0].stat().st_mtime).isoformat())
-    aside = out / f"earlier-{stamp}"
-    while aside.exists(): aside = aside.with_name(aside.name + "-1")
-    aside.mkdir()
-    for path in found: path.rename(aside / path.name)
-    print(f"deeplora_reproduce: moved the earlier report in {out} to {aside}", file=sys.stderr)
-    return aside
+    return set_aside(out, REPORT_FILES, "report", stamp=started)
 
 def reproduce(argv: list[str] | None = None,  # the options; None: the command line (the console script)
              ) -> dict | None:

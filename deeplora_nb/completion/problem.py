@@ -68,7 +68,7 @@ def checked_index(name: str,      # the argument's name, for the message
                   dim_name: str,  # what is indexed ('rows', 'columns'), for the message
                  ) -> Tensor:
     "`t` as a 1-D int64 index tensor with every entry in [0, size), or an error naming `name`."
-    t = torch.as_tensor(t)
+    t = _dense_tensor(name, t) if not isinstance(t, (list, tuple, range)) else torch.as_tensor(t)
     if t.ndim != 1: raise ValueError(f"{name} must be a 1-D index tensor, got shape {tuple(t.shape)}")
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise TypeError(f"{name} must hold integer indices, got dtype {t.dtype}")
@@ -85,7 +85,7 @@ def _sorted_entries(rows, cols, values, shape) -> tuple[Tensor, Tensor, Tensor]:
     if all(torch.as_tensor(t).numel() == 0 for t in (rows, cols, values)):
         raise ValueError("no observed entries: rows, cols and values are empty")
     rows, cols = checked_index('rows', rows, m, 'rows'), checked_index('cols', cols, n, 'columns')
-    values = torch.as_tensor(values)
+    values = _dense_tensor('values', values) if not isinstance(values, (list, tuple)) else torch.as_tensor(values)
     if not values.is_floating_point(): raise TypeError(f"values must be floating point, got dtype {values.dtype}")
     if not (rows.shape == cols.shape == values.shape):
         raise ValueError("rows, cols and values must have the same length, "
