@@ -234,7 +234,7 @@ def glue_rows(runs,                                    # protocol records
             moved = [r["layers_moved"][-1][1] for r in deep.values() if r.get("layers_moved")]
             name, gain = PAPER["glue"][task]
             rows.append(dict(task=task, arm=arm, seeds=len(deep), diffs=at, diff=at[None], verdict=verdict(at[None], "lora", "deep_lora_full"),
-                             lora=float(np.mean([r["metric"] for r in lora.values()])) if lora else None,
+                             lora=float(np.mean([lora[s]["metric"] for s in (set(lora) & set(deep) or lora)])) if lora else None,
                              deep=float(np.mean([r["metric"] for r in deep.values()])),
                              moved=float(np.mean(moved)) if moved else None,
                              layers=len(next(iter(deep.values())).get("update_ranks", {})), paper=f"{gain:+.3f} ({name})"))
