@@ -114,11 +114,10 @@ def _check_utf8(path: Path) -> None:
 
 # %% ../nbs/05a_tasks.ipynb #8f16ea7f
 def _check_header(path: Path, builder: str, kwargs: dict) -> None:
-    "A CSV/TSV header that names a column twice is refused: a reader would keep one of them silently."
-    if builder != "csv": return
-    import csv, gzip as gz, bz2, lzma
-    opener = {".gz": gz.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower(), open)
-    with opener(path, "rt", encoding="utf-8", newline="") as f:
+    "A CSV/TSV header that names a column twice is refused: a reader would keep one of them silently (plain files)."
+    if builder != "csv" or path.suffix.lower() in _COMPRESSION: return   # as `_check_utf8`: .zst has no opener here
+    import csv
+    with open(path, encoding="utf-8", newline="") as f:
         header = next(csv.reader(f, delimiter=kwargs.get("delimiter", ",")), [])
     repeated = sorted({c for c in header if header.count(c) > 1})
     if repeated: raise ValueError(f"{path}: the header names the columns {repeated} more than once; rename them")
