@@ -5,7 +5,9 @@
 # %% auto #0
 __all__ = ['CompletionProblem', 'LOSSES', 'loss_scale', 'convert_lr', 'numerical_rank_factors', 'checked_index',
            'ObservedPattern', 'completion_errors', 'StepStatus', 'step_status', 'DenseChain', 'SparseChain',
-           'FusedChain', 'KERNELS', 'fused_kernel', 'fused_source_path', 'NETWORKS', 'TRAIN_DTYPES',
+           'FusedChain', 'KERNELS', 'fused_kernel', 'fused_source_path', 'row_block', 'ProblemShard', 'shard_problem',
+           'random_shard', 'problem_digest', 'check_same_everywhere', 'require_process_group', 'ShardedChain',
+           'gather_rows', 'sharded_compressed_start', 'sharded_spectral_norm', 'NETWORKS', 'TRAIN_DTYPES',
            'CompletionDiverged', 'CompletionModel', 'CompletionResult', 'train_completion', 'default_lr',
            'plot_histories', 'empty_history', 'append_errors', 'resolve_device', 'check_train_dtype', 'soft_impute',
            'als']
@@ -16,12 +18,17 @@ from .problem import (CompletionProblem, LOSSES, loss_scale, convert_lr, numeric
 from .kernels import (
     ObservedPattern, completion_errors, StepStatus, step_status, DenseChain, SparseChain, FusedChain, KERNELS,
     fused_kernel, fused_source_path)
+from .distributed import (
+    row_block, ProblemShard, shard_problem, random_shard, problem_digest, check_same_everywhere, require_process_group,
+    ShardedChain, gather_rows, sharded_compressed_start, sharded_spectral_norm)
 from .trainer import (
     NETWORKS, TRAIN_DTYPES, CompletionDiverged, CompletionModel, CompletionResult, train_completion, default_lr,
     plot_histories, empty_history, append_errors, resolve_device, check_train_dtype)
 from .baselines import soft_impute, als
 _all_ = ['CompletionProblem', 'LOSSES', 'loss_scale', 'convert_lr', 'numerical_rank_factors', 'checked_index', 'ObservedPattern', 'completion_errors', 'StepStatus',
          'step_status', 'DenseChain', 'SparseChain', 'FusedChain', 'KERNELS', 'fused_kernel', 'fused_source_path',
+         'row_block', 'ProblemShard', 'shard_problem', 'random_shard', 'problem_digest', 'check_same_everywhere',
+         'require_process_group', 'ShardedChain', 'gather_rows', 'sharded_compressed_start', 'sharded_spectral_norm',
          'NETWORKS', 'TRAIN_DTYPES', 'CompletionDiverged', 'CompletionModel', 'CompletionResult', 'train_completion',
          'default_lr', 'plot_histories', 'empty_history', 'append_errors', 'resolve_device', 'check_train_dtype',
          'soft_impute', 'als']

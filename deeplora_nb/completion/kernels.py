@@ -88,12 +88,14 @@ class ObservedPattern:
                       values: Tensor,  # the entries of S at the observed positions (row-major order)
                       iters: int = 30,  # power iterations
                       seed: int = 0,  # seed of the random start
+                      reduce=None,  # sums an n x 1 tensor over processes when the rows are split; None: one process
                      ) -> float:
         "The largest singular value of the sparse S with `values` at the observed positions, by power iteration."
         gen = torch.Generator().manual_seed(seed)
         v = torch.randn(self.shape[1], 1, generator=gen, dtype=values.dtype).to(values.device)
         for _ in range(iters):
             v = self.transpose_times(values, self.times(values, v))
+            if reduce is not None: v = reduce(v)
             s2 = v.norm()
             v = v / s2
         return math.sqrt(s2.item())
