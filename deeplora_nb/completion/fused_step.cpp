@@ -170,6 +170,50 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
   return taken;
 }
 
+// One pass over the entries of a block of rows, without stepping (a distributed run's local work): returns the sum of
+// squared residuals and writes G right (m x w), left^T G right (w x w) and, when `scatter` is given, G^T A (n x w),
+// A = left @ M. The processes sum K, G^T A and the loss, then step.
+template <typename T, int WIDTH>
+static double pass(int64_t m, int64_t n, int64_t w_, const int64_t* crow, const int32_t* col, const T* y,
+                   const T* left, const T* M, const T* right, double scale, T* GR, T* K, T* scatter) {
+  const int64_t w = WIDTH ? WIDTH : w_;
+  std::fill(K, K + w * w, T(0));
+  if (scatter) std::fill(scatter, scatter + n * w, T(0));
+  std::vector<T> a(w), gr(w);
+  const int64_t nnz = crow[m];
+  double loss = 0;
+  for (int64_t i = 0; i < m; i++) {
+    const T* __restrict li = left + i * w;
+    for (int64_t c = 0; c < w; c++) {
+      T v = 0;
+      for (int64_t k = 0; k < w; k++) v += li[k] * M[k * w + c];
+      a[c] = v; gr[c] = 0;
+    }
+    for (int64_t e = crow[i]; e < crow[i + 1]; e++) {
+      // A large matrix's `right` and G^T A do not fit the caches, and each entry reads a row of each: fetch ahead.
+      if (e + 16 < nnz) {
+        __builtin_prefetch(right + (int64_t)col[e + 16] * w);
+        if (scatter) __builtin_prefetch(scatter + (int64_t)col[e + 16] * w, 1);
+      }
+      const T* __restrict rj = right + (int64_t)col[e] * w;
+      T r = 0;
+      for (int64_t c = 0; c < w; c++) r += a[c] * rj[c];
+      r -= y[e];
+      loss += (double)r * r;
+      const T g = (T)scale * r;
+      _Pragma("omp simd") for (int64_t c = 0; c < w; c++) gr[c] += g * rj[c];
+      if (scatter) {
+        T* __restrict sj = scatter + (int64_t)col[e] * w;
+        _Pragma("omp simd") for (int64_t c = 0; c < w; c++) sj[c] += g * a[c];
+      }
+    }
+    std::memcpy(GR + i * w, gr.data(), w * sizeof(T));
+    for (int64_t k = 0; k < w; k++)
+      for (int64_t c = 0; c < w; c++) K[k * w + c] += li[k] * gr[c];
+  }
+  return loss;
+}
+
 #define DEEPLORA_ARGS m, n, w, L, crow, col, y, left, cores, right, scale, lr, lr_outer, max_steps, tol, blowup, \
                       losses, status, parts, threads
 #define DEEPLORA_WIDTH(W) case W: return run<T, W>(DEEPLORA_ARGS);
@@ -192,3 +236,22 @@ static int64_t dispatch(int64_t m, int64_t n, int64_t w, int64_t L, const int64_
     return dispatch<T>(DEEPLORA_ARGS); }
 DEEPLORA_EXPORT(fused_gd_float64, double)
 DEEPLORA_EXPORT(fused_gd_float32, float)
+
+#define DEEPLORA_PASS_ARGS m, n, w, crow, col, y, left, M, right, scale, GR, K, scatter
+#define DEEPLORA_PASS_WIDTH(W) case W: return pass<T, W>(DEEPLORA_PASS_ARGS);
+template <typename T>
+static double dispatch_pass(int64_t m, int64_t n, int64_t w, const int64_t* crow, const int32_t* col, const T* y,
+                            const T* left, const T* M, const T* right, double scale, T* GR, T* K, T* scatter) {
+  switch (w) {
+    DEEPLORA_PASS_WIDTH(2) DEEPLORA_PASS_WIDTH(4) DEEPLORA_PASS_WIDTH(6) DEEPLORA_PASS_WIDTH(8) DEEPLORA_PASS_WIDTH(10)
+    DEEPLORA_PASS_WIDTH(12) DEEPLORA_PASS_WIDTH(16) DEEPLORA_PASS_WIDTH(20) DEEPLORA_PASS_WIDTH(32)
+    default: return pass<T, 0>(DEEPLORA_PASS_ARGS);
+  }
+}
+
+#define DEEPLORA_EXPORT_PASS(NAME, T) \
+  extern "C" double NAME(int64_t m, int64_t n, int64_t w, const int64_t* crow, const int32_t* col, const T* y, \
+                         const T* left, const T* M, const T* right, double scale, T* GR, T* K, T* scatter) { \
+    return dispatch_pass<T>(DEEPLORA_PASS_ARGS); }
+DEEPLORA_EXPORT_PASS(fused_pass_float64, double)
+DEEPLORA_EXPORT_PASS(fused_pass_float32, float)

@@ -245,6 +245,8 @@ class DenseChain(_PythonSteps):
 _POINTER, _INT, _REAL = ctypes.c_void_p, ctypes.c_int64, ctypes.c_double
 _FUSED_ARGTYPES = [_INT, _INT, _INT, _INT, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER,
                    _REAL, _REAL, _REAL, _INT, _REAL, _REAL, _POINTER, _POINTER, ctypes.c_int, ctypes.c_int]
+_PASS_ARGTYPES = [_INT, _INT, _INT, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, _POINTER, _REAL,
+                  _POINTER, _POINTER, _POINTER]  # fused_pass_*: one pass over a block of rows, no step
 # Fastest first: -march=native vectorises for this CPU (the cache key holds its feature flags); no OpenMP: one thread.
 _FLAG_SETS = (('-O3', '-march=native', '-fopenmp'), ('-O3', '-fopenmp'), ('-O3',))
 
@@ -292,6 +294,9 @@ def _build_fused_kernel(compiler: str, directory: Path):
         for name in ('fused_gd_float64', 'fused_gd_float32'):
             fn = getattr(library, name)
             fn.restype, fn.argtypes = ctypes.c_int64, _FUSED_ARGTYPES
+        for name in ('fused_pass_float64', 'fused_pass_float32'):
+            fn = getattr(library, name)
+            fn.restype, fn.argtypes = ctypes.c_double, _PASS_ARGTYPES
         library.flags, library.path = flags, path
         return library, None
     return None, '; '.join(reasons)

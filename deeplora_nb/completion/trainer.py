@@ -187,6 +187,8 @@ def _resolve_kernel(kernel, device, network) -> str:
         return 'torch'
     return 'fused'
 
+def _pass_library(kernel): return fused_kernel() if kernel == 'fused' else None
+
 def _sparse_chain(kernel, right, cores, left, problem, scale, lr, lr_outer):
     if kernel == 'fused': return FusedChain(right, cores, left, problem, scale, lr, lr_outer, fused_kernel())
     return SparseChain(right, cores, left, problem, scale, lr, lr_outer)
@@ -307,7 +309,7 @@ def _build_model(network, problem, depth, width, eps, scale, lr, gamma, seed, ma
         config['matrix_free'] = max(m, n) > _DENSE_INIT_LIMIT if matrix_free is None else matrix_free
         if isinstance(problem, ProblemShard):
             cf = sharded_compressed_start(problem, depth, width // 2, eps, scale, seed, config['matrix_free'])
-            return ShardedChain(cf.right, cf.cores, cf.left, problem, scale, lr, gamma * lr)
+            return ShardedChain(cf.right, cf.cores, cf.left, problem, scale, lr, gamma * lr, _pass_library(kernel))
         cf = _build_compressed(problem, depth, width // 2, eps, scale, seed, config['matrix_free'])
         return _sparse_chain(kernel, cf.right, cf.cores, cf.left, problem, scale, lr, gamma * lr)
     if init_factors is None:
@@ -317,7 +319,8 @@ def _build_model(network, problem, depth, width, eps, scale, lr, gamma, seed, ma
     else: W = _checked_start(init_factors, m, n, width, depth, problem.values)
     if network == 'full': return DenseChain(W, problem, scale, lr)
     if isinstance(problem, ProblemShard):  # every process draws the whole start and keeps its rows of W_L
-        return ShardedChain(W[0].T, W[1:-1], W[-1][problem.start:problem.stop].contiguous(), problem, scale, lr, lr)
+        return ShardedChain(W[0].T, W[1:-1], W[-1][problem.start:problem.stop], problem, scale, lr, lr,
+                            _pass_library(kernel))
     return _sparse_chain(kernel, W[0].T, W[1:-1], W[-1], problem, scale, lr, lr)
 
 # %% ../../nbs/03d_completion_trainer.ipynb #6eb76d69
@@ -327,9 +330,6 @@ def _shard_for_run(problem, network, kernel, settings) -> ProblemShard:
     if network == 'full':
         raise ValueError("a distributed run trains the 'compressed' or 'narrow' network: the full network's m x n "
                          "factors are not split between processes")
-    if kernel == 'fused':
-        raise ValueError("kernel='fused' runs in one process; a distributed run steps on the torch kernels "
-                         "(kernel=None or 'torch')")
     if isinstance(problem, ProblemShard) and (problem.rank, problem.world_size) != (rank, world):
         raise ValueError(f"the shard is for process {problem.rank} of {problem.world_size}, but this is process "
                          f"{rank} of {world}")
@@ -380,7 +380,7 @@ def train_completion(problem: CompletionProblem | ProblemShard,  # the observed 
         raise ValueError("all observed values are zero: the zero matrix fits them exactly and there is nothing "
                          "to complete")
     device = resolve_device(device)
-    kernel = 'torch' if isinstance(problem, ProblemShard) else _resolve_kernel(kernel, device, network)
+    kernel = _resolve_kernel(kernel, device, network)
     problem = problem.to(device=device, dtype=dtype or problem.dtype)
     if lr is None: lr = default_lr(problem, depth, loss)
     check_positive('lr', lr)
