@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse, json, os, sys
 from pathlib import Path
 import torch
+import torch.distributed as dist
 from matplotlib.figure import Figure
 from .checks import check_int, check_positive, check_writable, write_atomic, announce_replacing, figure_bytes
 from .completion import (
@@ -102,7 +103,7 @@ def _check_output(parser: argparse.ArgumentParser,  # reports the refusal as a u
         parser.error(f"{flag} {path}: unknown image format {suffix!r} (use one of {', '.join(sorted(formats))})")
 
 # %% ../nbs/07a_cli.ipynb #f1ff6d1a
-def _complete_with(problem: CompletionProblem, method: str, args: argparse.Namespace):
+def _complete_with(problem: CompletionProblem, method: str, args: argparse.Namespace, distributed: bool = False):
     "Run one `--methods` entry of `deeplora_mc` with its options; a run that diverges ends the command (exit status 2)."
     try:
         if method == 'softimpute': return soft_impute(problem, loss=args.loss, device=args.device, seed=args.seed)
@@ -110,7 +111,8 @@ def _complete_with(problem: CompletionProblem, method: str, args: argparse.Names
         return train_completion(problem, method, depth=args.depth, width=args.width, eps=args.eps, lr=args.lr,
                                 gamma=args.gamma, tol=args.tol, max_steps=args.max_steps, device=args.device,
                                 dtype=getattr(torch, args.dtype), log_every=args.log_every,
-                                progress=not args.no_progress, loss=args.loss, seed=args.seed, kernel=args.kernel)
+                                progress=not args.no_progress and (not distributed or dist.get_rank() == 0),
+                                loss=args.loss, seed=args.seed, kernel=args.kernel, distributed=distributed)
     except CompletionDiverged as e:
         print(f"{method}: {e}", file=sys.stderr)
         raise SystemExit(2)
@@ -121,6 +123,23 @@ def _result_line(method: str, s: dict) -> str:
     return (f"{method:>10}: {s['steps']:>7} iterations, converged={s['converged']}, {s['seconds']:.2f} s ({per_step}), "
             f"train loss {s['train_loss']:.3e}, recovery error {s['recovery_error']:.3e}, "
             f"relative error {s['relative_error']:.3e}")
+
+# %% ../nbs/07a_cli.ipynb #92d09aef
+def _start_distributed(parser: argparse.ArgumentParser,  # reports a refusal as a usage error
+                       args: argparse.Namespace,  # the parsed options; a CUDA --device becomes this process's GPU
+                      ) -> bool:
+    "Under torchrun (WORLD_SIZE > 1): join the process group, gloo on the CPU or NCCL on CUDA; False otherwise."
+    if int(os.environ.get('WORLD_SIZE', '1')) <= 1: return False
+    one_process = [m for m in args.methods if m not in ('compressed', 'narrow')]
+    if one_process:
+        parser.error(f"under torchrun --methods takes 'compressed' and 'narrow', whose rows split across the processes; "
+                     f"{', '.join(one_process)} run in one process (without torchrun)")
+    cuda = (args.device or ('cuda' if torch.cuda.is_available() else 'cpu')).startswith('cuda')
+    if cuda:
+        args.device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(args.device)
+    dist.init_process_group('nccl' if cuda else 'gloo')
+    return True
 
 # %% ../nbs/07a_cli.ipynb #df147232
 def _plot_results(results: list, args: argparse.Namespace) -> None:
@@ -142,25 +161,31 @@ def complete(argv: list[str] | None = None,  # the options; None: the command li
     if args.json and os.path.realpath(args.json) == os.path.realpath(args.plot):
         parser.error(f"--json and --plot name the same file {args.json}: the plot would overwrite the results")
     if args.threads: torch.set_num_threads(args.threads)
+    distributed = _start_distributed(parser, args)
+    say = print if not distributed or dist.get_rank() == 0 else (lambda *a, **k: None)
     problem = CompletionProblem.random(args.m, args.n or args.m, args.rank, args.observed, seed=args.seed,
                                        dtype=getattr(torch, args.dtype))
-    print(problem)
+    say(problem)
     if args.json: announce_replacing(args.json, 'results')
     announce_replacing(args.plot, 'plot')
     results = []
-    for method in args.methods:
-        try: results.append(_complete_with(problem, method, args))
-        except BaseException:   # a divergence or Ctrl-C: the finished methods' results are already saved
-            if args.json and results:
-                print(f"{method} did not finish; the results of {', '.join(r.method for r in results)} are in "
-                      f"{args.json}", file=sys.stderr)
-            raise
-        print(_result_line(method, results[-1].summary()))
-        if args.json:   # after every method, whole: a later failure loses nothing finished
-            write_atomic(args.json, json.dumps([r.summary() | {'config': r.config} for r in results], indent=1))
-    if args.json: print(f"results written to {args.json}")
-    _plot_results(results, args)
-    print(f"plot written to {args.plot}")
+    try:
+        for method in args.methods:
+            try: results.append(_complete_with(problem, method, args, distributed))
+            except BaseException:   # a divergence or Ctrl-C: the finished methods' results are already saved
+                if args.json and results:
+                    say(f"{method} did not finish; the results of {', '.join(r.method for r in results)} are in "
+                        f"{args.json}", file=sys.stderr)
+                raise
+            say(_result_line(method, results[-1].summary()))
+            if args.json and say is print:   # after every method, whole: a later failure loses nothing finished
+                write_atomic(args.json, json.dumps([r.summary() | {'config': r.config} for r in results], indent=1))
+    finally:
+        if distributed: dist.destroy_process_group()
+    if args.json: say(f"results written to {args.json}")
+    if say is print:
+        _plot_results(results, args)
+        print(f"plot written to {args.plot}")
     return results if argv is not None else None  # a console script's return value becomes its exit status
 
 # %% ../nbs/07a_cli.ipynb #16f2398f
