@@ -27,7 +27,8 @@ def agreement(device: str, d: int, steps: int, rtol: float) -> dict:
                                     log_every=max(1, steps // 20), progress=False, seed=0)
             for where in ("cpu", device)}
     cpu, other = runs["cpu"], runs[device]
-    losses = torch.tensor(cpu.history["train_loss"]), torch.tensor(other.history["train_loss"])
+    losses = (torch.tensor(cpu.history["train_loss"], dtype=torch.float64),
+              torch.tensor(other.history["train_loss"], dtype=torch.float64))
     loss_gap = ((losses[0] - losses[1]).abs() / losses[0].abs().clamp_min(1e-300)).max().item()
     X, Y = cpu.completed(), other.completed().cpu()
     matrix_gap = ((X - Y).norm() / X.norm()).item()

@@ -319,6 +319,8 @@ def fused_kernel(compiler: str | None = None,  # C++ compiler; default $CXX, els
     return _fused_libraries[key]
 
 # %% ../../nbs/03b_completion_kernels.ipynb #456bb8bc
+_PROBE_STEPS = 10  # steps on which the thread count not in use is timed again
+
 class FusedChain(SparseChain):
     "The sparse chain stepped by the fused CPU kernel: `advance` runs up to a whole logging interval in one call."
     def __init__(self, right: Tensor, cores: list, left: Tensor, problem: CompletionProblem, scale: float, lr: float,
@@ -334,38 +336,55 @@ class FusedChain(SparseChain):
         self.values = problem.values.contiguous()
         self.parts = parts or torch.get_num_threads()  # row blocks; the steps depend on this, not on the threads used
         self.fixed_threads, self.seconds_per_step, self.thread_steps = None, {}, {}
-        self.calls, self.kernel_seconds = 0, 0.0
+        self.calls, self.kernel_seconds, self.probe_gap, self.next_probe = 0, 0.0, 4, 0
 
     def threads(self) -> int:
         "All threads or one, whichever has been faster lately: on a busy machine two threads can be slower than one."
         if self.fixed_threads or self.parts == 1: return self.fixed_threads or 1
-        options = (self.parts, 1)
-        untried = [t for t in options if t not in self.seconds_per_step]
-        if untried: return untried[0]
-        best = min(options, key=self.seconds_per_step.get)
-        return best if self.calls % 16 else next(t for t in options if t != best)  # now and then, time the other again
+        known = [t for t in (self.parts, 1) if t in self.seconds_per_step]
+        return min(known, key=self.seconds_per_step.get) if known else self.parts
+
+    def _probe(self) -> int | None:
+        "The other thread count when it is due to be timed again: untried, or `probe_gap` calls after its last time."
+        if self.fixed_threads or self.parts == 1: return None
+        other = 1 if self.threads() == self.parts else self.parts
+        return other if other not in self.seconds_per_step or self.calls >= self.next_probe else None
 
     def errors(self, loss):
         "The history row (torch kernels) on the kernel's fastest thread count: load slows threaded torch calls too."
-        known = [t for t in (self.parts, 1) if t in self.seconds_per_step]
-        threads, before = (min(known, key=self.seconds_per_step.get) if known else self.parts), torch.get_num_threads()
+        threads, before = self.threads(), torch.get_num_threads()
         torch.set_num_threads(threads)
         try: return super().errors(loss)
         finally: torch.set_num_threads(before)
 
-    def advance(self, steps: int, tol: float, blowup: float, check_every: int):
-        "Up to `steps` steps in one call; every state's loss is checked, since it comes out of the pass over the entries."
+    def _call(self, steps: int, threads: int, tol: float, blowup: float):
+        "One kernel call of up to `steps` steps on `threads` threads, timed: (steps taken, status, last loss)."
         losses, status = torch.empty(max(steps, 1), dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
-        (m, n), w, threads, start = self.problem.shape, self.right.shape[1], self.threads(), time.perf_counter()
+        (m, n), w, start = self.problem.shape, self.right.shape[1], time.perf_counter()
         taken = self.run(m, n, w, len(self.cores), self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr(),
                          self.left.data_ptr(), self.stacked.data_ptr(), self.right.data_ptr(), self.scale, self.lr,
                          self.lr_outer, steps, tol, blowup, losses.data_ptr(), status.data_ptr(), self.parts, threads)
-        self.kernel_seconds += time.perf_counter() - start
+        seconds = time.perf_counter() - start
+        self.kernel_seconds += seconds
         if taken:
-            per_step, last = (time.perf_counter() - start) / taken, self.seconds_per_step.get(threads)
-            self.seconds_per_step[threads] = per_step if last is None else 0.5 * (last + per_step)
+            last = self.seconds_per_step.get(threads)
+            self.seconds_per_step[threads] = seconds / taken if last is None else 0.5 * (last + seconds / taken)
             self.thread_steps[threads] = self.thread_steps.get(threads, 0) + taken
-        self.calls += 1
         status = StepStatus(int(status[0]))
         value = losses[taken].item() if status != StepStatus.RUNNING else (losses[taken - 1].item() if taken else math.nan)
         return taken, status, value
+
+    def advance(self, steps: int, tol: float, blowup: float, check_every: int):
+        "Up to `steps` steps; every state's loss is checked, since it comes out of the pass over the entries."
+        taken, probe = 0, self._probe()
+        if probe is not None:  # a few steps on the other thread count, then the rest on the faster
+            taken, status, value = self._call(min(steps, _PROBE_STEPS), probe, tol, blowup)
+            slower = self.seconds_per_step.get(probe, 0) > 1.1 * min(self.seconds_per_step.values())
+            self.probe_gap = min(2 * self.probe_gap, 64) if slower else 4  # a loser is timed less and less often
+            self.next_probe = self.calls + self.probe_gap
+            if status != StepStatus.RUNNING or taken == steps:
+                self.calls += 1
+                return taken, status, value
+        more, status, value = self._call(steps - taken, self.threads(), tol, blowup)
+        self.calls += 1
+        return taken + more, status, value

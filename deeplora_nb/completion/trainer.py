@@ -5,6 +5,7 @@
 # %% ../../nbs/03d_completion_trainer.ipynb #f142ea80
 from __future__ import annotations
 import math, time, warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 import torch
 from torch import Tensor
@@ -189,8 +190,16 @@ def _resolve_kernel(kernel, device, network) -> str:
 
 def _pass_library(kernel): return fused_kernel() if kernel == 'fused' else None
 
-def _sparse_chain(kernel, right, cores, left, problem, scale, lr, lr_outer):
-    if kernel == 'fused': return FusedChain(right, cores, left, problem, scale, lr, lr_outer, fused_kernel())
+@contextmanager
+def _setup_threads(device, shape):
+    "One torch thread while a small CPU problem is set up: its calls are too small to gain from threads, and lose under load."
+    before, small = torch.get_num_threads(), device.type == 'cpu' and max(shape) <= _DENSE_INIT_LIMIT
+    if small: torch.set_num_threads(1)
+    try: yield
+    finally: torch.set_num_threads(before)
+
+def _sparse_chain(kernel, right, cores, left, problem, scale, lr, lr_outer, parts=None):
+    if kernel == 'fused': return FusedChain(right, cores, left, problem, scale, lr, lr_outer, fused_kernel(), parts)
     return SparseChain(right, cores, left, problem, scale, lr, lr_outer)
 
 # %% ../../nbs/03d_completion_trainer.ipynb #e199bf75
@@ -299,7 +308,7 @@ def _checked_start(init_factors, m, n, width, depth, like) -> list[Tensor]:
     return [W.detach().to(device=like.device, dtype=like.dtype, copy=True) for W in init_factors]
 
 def _build_model(network, problem, depth, width, eps, scale, lr, gamma, seed, matrix_free, kernel, config,
-                 init_factors=None):
+                 init_factors=None, parts=None):
     "The chain `train_completion` steps, on the problem's device; a compressed build records `matrix_free` in `config`."
     m, n = problem.shape
     if network == 'compressed':
@@ -311,7 +320,7 @@ def _build_model(network, problem, depth, width, eps, scale, lr, gamma, seed, ma
             cf = sharded_compressed_start(problem, depth, width // 2, eps, scale, seed, config['matrix_free'])
             return ShardedChain(cf.right, cf.cores, cf.left, problem, scale, lr, gamma * lr, _pass_library(kernel))
         cf = _build_compressed(problem, depth, width // 2, eps, scale, seed, config['matrix_free'])
-        return _sparse_chain(kernel, cf.right, cf.cores, cf.left, problem, scale, lr, gamma * lr)
+        return _sparse_chain(kernel, cf.right, cf.cores, cf.left, problem, scale, lr, gamma * lr, parts)
     if init_factors is None:
         generator = torch.Generator().manual_seed(seed)
         W = scaled_orthogonal_init(m, n, width, depth, eps, generator=generator, dtype=problem.dtype)
@@ -321,7 +330,7 @@ def _build_model(network, problem, depth, width, eps, scale, lr, gamma, seed, ma
     if isinstance(problem, ProblemShard):  # every process draws the whole start and keeps its rows of W_L
         return ShardedChain(W[0].T, W[1:-1], W[-1][problem.start:problem.stop], problem, scale, lr, lr,
                             _pass_library(kernel))
-    return _sparse_chain(kernel, W[0].T, W[1:-1], W[-1], problem, scale, lr, lr)
+    return _sparse_chain(kernel, W[0].T, W[1:-1], W[-1], problem, scale, lr, lr, parts)
 
 # %% ../../nbs/03d_completion_trainer.ipynb #6eb76d69
 def _shard_for_run(problem, network, kernel, settings) -> ProblemShard:
@@ -382,7 +391,9 @@ def train_completion(problem: CompletionProblem | ProblemShard,  # the observed 
     device = resolve_device(device)
     kernel = _resolve_kernel(kernel, device, network)
     problem = problem.to(device=device, dtype=dtype or problem.dtype)
-    if lr is None: lr = default_lr(problem, depth, loss)
+    threads, start = torch.get_num_threads(), time.perf_counter()
+    with _setup_threads(device, problem.shape):
+        if lr is None: lr = default_lr(problem, depth, loss)
     check_positive('lr', lr)
     m, n = problem.shape
     tol = 1e-13 * m * n * scale if tol is None else tol  # the paper's 1e-13 in mean units
@@ -391,9 +402,9 @@ def train_completion(problem: CompletionProblem | ProblemShard,  # the observed 
                   processes=problem.world_size if isinstance(problem, ProblemShard) else 1,
                   depth=depth, width=width, eps=eps, lr=lr, gamma=gamma, tol=tol, loss=loss, seed=seed,
                   device=str(device), dtype=str(problem.dtype).replace('torch.', ''), kernel=kernel,
-                  threads=torch.get_num_threads(), init='given' if init_factors is not None else 'seed')
-    start = time.perf_counter()
-    model = _build_model(network, problem, depth, width, eps, scale, lr, gamma, seed, matrix_free, kernel, config,
-                         init_factors)
+                  threads=threads, init='given' if init_factors is not None else 'seed')
+    with _setup_threads(device, problem.shape):
+        model = _build_model(network, problem, depth, width, eps, scale, lr, gamma, seed, matrix_free, kernel, config,
+                             init_factors, parts=threads)
     return _run(model, problem, network, loss, lr, tol, max_steps, log_every, check_every, progress, config,
                 setup_seconds=time.perf_counter() - start)
