@@ -13,7 +13,7 @@ from ..checks import check_int
 from ..compression import CompressedFactorization, RandomOrthogonal, compress_matrix_free, _orthonormal_basis
 from ..factorization import scaled_orthogonal_init, chain_product, factor_gradients, prefix_products
 from .problem import CompletionProblem, loss_scale, _random_truncated_gaussian, _sample_positions, _check_fraction, _check_floating
-from .kernels import ObservedPattern, SparseChain, fused_kernel
+from .kernels import ObservedPattern, SparseChain
 
 # %% auto #0
 __all__ = ['row_block', 'ProblemShard', 'shard_problem', 'random_shard', 'problem_digest', 'check_same_everywhere',

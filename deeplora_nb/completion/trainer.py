@@ -4,7 +4,7 @@
 
 # %% ../../nbs/03d_completion_trainer.ipynb #f142ea80
 from __future__ import annotations
-import math, time, warnings
+import time, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 import torch
