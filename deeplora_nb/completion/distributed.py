@@ -13,7 +13,7 @@ from ..checks import check_int
 from ..compression import CompressedFactorization, RandomOrthogonal, compress_matrix_free, _orthonormal_basis
 from ..factorization import scaled_orthogonal_init, chain_product, factor_gradients, prefix_products
 from .problem import CompletionProblem, loss_scale, _random_truncated_gaussian, _sample_positions, _check_fraction, _check_floating
-from .kernels import ObservedPattern, SparseChain
+from .kernels import ObservedPattern, SparseChain, _pair_error, _errors_from_sums
 
 # %% auto #0
 __all__ = ['row_block', 'ProblemShard', 'shard_problem', 'random_shard', 'problem_digest', 'check_same_everywhere',
@@ -217,19 +217,8 @@ class ShardedChain(SparseChain):
         prefixes = prefix_products(self.cores) if self.cores else []
         A = self.left @ prefixes[-1] if prefixes else self.left
         residual = self.pattern.sample(A, self.right, self.problem.values)
-        sums = [residual.square().sum()]
-        if self.shard.truth is not None:
-            left_truth, right_truth = self.shard.truth
-            Rd = torch.linalg.qr(torch.cat([self.right, right_truth], dim=1), mode='r').R
-            Rt = torch.linalg.qr(right_truth, mode='r').R
-            sums += [(torch.cat([A, -left_truth], dim=1) @ Rd.T).square().sum(), (left_truth @ Rt.T).square().sum()]
-        observed, *truth_sums = self.shard.all_reduce(torch.stack(sums)).tolist()
-        scale = loss_scale(self.shard, loss)
-        out = {'train_loss': 0.5 * scale * observed}
-        if truth_sums:
-            full, norm = truth_sums
-            out.update(recovery_error=0.5 * scale * max(full - observed, 0.0), relative_error=math.sqrt(full / norm))
-        return out
+        sums = [residual.square().sum(), *(_pair_error(self.shard.truth, A, self.right) if self.shard.truth is not None else ())]
+        return _errors_from_sums(loss_scale(self.shard, loss), *self.shard.all_reduce(torch.stack(sums)).tolist())
 
     def whole_left(self) -> Tensor:
         "`left` of the whole matrix, gathered from every process's block (on every process)."

@@ -48,6 +48,62 @@ static void set_identity(T* a, int64_t w) {
   for (int64_t c = 0; c < w; c++) a[c * w + c] = 1;
 }
 
+// One row i of the pass over the entries: A's row a = left_i @ M, then over the row's entries e in [begin, end) the
+// residual r, G right's row (written to gr_out, added into K as left_i^T gr) and, when `scatter` is given, G^T A
+// (g a added to scatter's row col[e]); returns the row's sum of r^2.
+// A large matrix's `right` and G^T A do not fit the caches, and each entry reads a row of each: with PREFETCH they
+// are fetched 16 entries ahead (`fetch_ahead`). Within the caches that made steps ~13% slower (d = 300 and 1000, one
+// thread), so it is off there, as a compile-time flag: a runtime test in the loop cost as much.
+template <typename T, int WIDTH, bool PREFETCH>
+static inline double sweep_row(int64_t w_, int64_t begin, int64_t end, int64_t nnz, const int32_t* col, const T* y,
+                               const T* __restrict li, const T* __restrict M, const T* __restrict right, T scale,
+                               T* __restrict a, T* __restrict gr, T* __restrict gr_out, T* __restrict K,
+                               T* __restrict scatter) {
+  const int64_t w = WIDTH ? WIDTH : w_;
+  double loss = 0;  // local: a reference could alias the T* outputs and be stored at every entry
+  for (int64_t c = 0; c < w; c++) {
+    T v = 0;
+    for (int64_t k = 0; k < w; k++) v += li[k] * M[k * w + c];
+    a[c] = v; gr[c] = 0;
+  }
+  for (int64_t e = begin; e < end; e++) {
+    if (PREFETCH && e + 16 < nnz) {
+      __builtin_prefetch(right + (int64_t)col[e + 16] * w);
+      if (scatter) __builtin_prefetch(scatter + (int64_t)col[e + 16] * w, 1);
+    }
+    const T* __restrict rj = right + (int64_t)col[e] * w;
+    T r = 0;
+    for (int64_t c = 0; c < w; c++) r += a[c] * rj[c];
+    r -= y[e];
+    loss += (double)r * r;
+    const T g = scale * r;  // dLoss / dX_ij
+    _Pragma("omp simd") for (int64_t c = 0; c < w; c++) gr[c] += g * rj[c];
+    if (scatter) {
+      T* __restrict sj = scatter + (int64_t)col[e] * w;
+      _Pragma("omp simd") for (int64_t c = 0; c < w; c++) sj[c] += g * a[c];
+    }
+  }
+  std::memcpy(gr_out, gr, w * sizeof(T));
+  for (int64_t k = 0; k < w; k++)
+    for (int64_t c = 0; c < w; c++) K[k * w + c] += li[k] * gr[c];
+  return loss;
+}
+
+template <typename T>
+static bool fetch_ahead(int64_t n, int64_t w) { return n * w * (int64_t)sizeof(T) > (1 << 20); }  // past an L2 cache
+
+// sweep_row's two rows of scratch (A's row, G right's row): on the stack when the width is a compile-time constant.
+template <typename T, int WIDTH>
+struct RowScratch {
+  std::vector<T> a_heap, gr_heap;
+  T a_fixed[WIDTH ? WIDTH : 1], gr_fixed[WIDTH ? WIDTH : 1];
+  T* a;
+  T* gr;
+  explicit RowScratch(int64_t w)
+      : a_heap(WIDTH ? 0 : w), gr_heap(WIDTH ? 0 : w), a(WIDTH ? a_fixed : a_heap.data()),
+        gr(WIDTH ? gr_fixed : gr_heap.data()) {}
+};
+
 // Up to max_steps steps. losses[s] = train loss (0.5 scale sum r^2) of the state before step s. Stops without
 // stepping at a state whose loss is < tol (*status = 1) or not finite or > blowup (*status = 2); returns the steps
 // taken.
@@ -80,10 +136,8 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
     // Each thread keeps its own copy of the tiny cores and their products: no thread waits for another to make them.
     std::vector<T> C(cores, cores + L * ww), below((L + 1) * ww), above((L + 1) * ww);
     std::vector<T> K(ww), tmp(ww), grads(L * ww + 1);
-    std::vector<T> a_heap(WIDTH ? 0 : w), gr_heap(WIDTH ? 0 : w);
-    T a_fixed[WIDTH ? WIDTH : 1], gr_fixed[WIDTH ? WIDTH : 1];
-    T* __restrict a = WIDTH ? a_fixed : a_heap.data();     // row i of A = left @ M
-    T* __restrict gr = WIDTH ? gr_fixed : gr_heap.data();  // row i of G @ right
+    RowScratch<T, WIDTH> row(w);
+    const bool prefetch = fetch_ahead<T>(n, w);
     for (int64_t s = 0; s < max_steps; s++) {
       // below[i] = C[i-1] ... C[0] (below[0] = I, below[L] = M); above[i] = C[L-1] ... C[i+1] (above[L-1] = I)
       set_identity(below.data(), w);
@@ -97,33 +151,10 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
       T* __restrict my_K = part_K.data() + (size_t)p * ww;                             // and of left^T G right
       double loss = 0;
       std::fill(my_K, my_K + ww, T(0));
-      for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++) {
-        const T* __restrict li = left + i * w;
-        for (int64_t c = 0; c < w; c++) {
-          T v = 0;
-          for (int64_t k = 0; k < w; k++) v += li[k] * M[k * w + c];
-          a[c] = v; gr[c] = 0;
-        }
-        for (int64_t e = crow[i]; e < crow[i + 1]; e++) {
-          const int64_t j = col[e];
-          const T* __restrict rj = right + j * w;
-          T r = 0;
-          for (int64_t c = 0; c < w; c++) r += a[c] * rj[c];
-          r -= y[e];
-          loss += (double)r * r;
-          const T g = (T)scale * r;  // dLoss / dX_ij
-          _Pragma("omp simd") for (int64_t c = 0; c < w; c++) gr[c] += g * rj[c];
-          if (outer) {
-            T* __restrict sj = my_scatter + j * w;
-            _Pragma("omp simd") for (int64_t c = 0; c < w; c++) sj[c] += g * a[c];
-          }
-        }
-        std::memcpy(GR.data() + i * w, gr, w * sizeof(T));
-        for (int64_t k = 0; k < w; k++) {
-          const T lk = li[k];
-          for (int64_t c = 0; c < w; c++) my_K[k * w + c] += lk * gr[c];
-        }
-      }
+      for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++)
+        loss += (prefetch ? sweep_row<T, WIDTH, true> : sweep_row<T, WIDTH, false>)(
+            w, crow[i], crow[i + 1], nnz, col, y, left + i * w, M, right, (T)scale, row.a, row.gr, GR.data() + i * w,
+            my_K, my_scatter);
       part_loss[p * 8] = loss;
       }
       barrier.wait();
@@ -179,38 +210,12 @@ static double pass(int64_t m, int64_t n, int64_t w_, const int64_t* crow, const 
   const int64_t w = WIDTH ? WIDTH : w_;
   std::fill(K, K + w * w, T(0));
   if (scatter) std::fill(scatter, scatter + n * w, T(0));
-  std::vector<T> a(w), gr(w);
-  const int64_t nnz = crow[m];
+  RowScratch<T, WIDTH> row(w);
   double loss = 0;
-  for (int64_t i = 0; i < m; i++) {
-    const T* __restrict li = left + i * w;
-    for (int64_t c = 0; c < w; c++) {
-      T v = 0;
-      for (int64_t k = 0; k < w; k++) v += li[k] * M[k * w + c];
-      a[c] = v; gr[c] = 0;
-    }
-    for (int64_t e = crow[i]; e < crow[i + 1]; e++) {
-      // A large matrix's `right` and G^T A do not fit the caches, and each entry reads a row of each: fetch ahead.
-      if (e + 16 < nnz) {
-        __builtin_prefetch(right + (int64_t)col[e + 16] * w);
-        if (scatter) __builtin_prefetch(scatter + (int64_t)col[e + 16] * w, 1);
-      }
-      const T* __restrict rj = right + (int64_t)col[e] * w;
-      T r = 0;
-      for (int64_t c = 0; c < w; c++) r += a[c] * rj[c];
-      r -= y[e];
-      loss += (double)r * r;
-      const T g = (T)scale * r;
-      _Pragma("omp simd") for (int64_t c = 0; c < w; c++) gr[c] += g * rj[c];
-      if (scatter) {
-        T* __restrict sj = scatter + (int64_t)col[e] * w;
-        _Pragma("omp simd") for (int64_t c = 0; c < w; c++) sj[c] += g * a[c];
-      }
-    }
-    std::memcpy(GR + i * w, gr.data(), w * sizeof(T));
-    for (int64_t k = 0; k < w; k++)
-      for (int64_t c = 0; c < w; c++) K[k * w + c] += li[k] * gr[c];
-  }
+  const auto sweep = fetch_ahead<T>(n, w) ? sweep_row<T, WIDTH, true> : sweep_row<T, WIDTH, false>;
+  for (int64_t i = 0; i < m; i++)
+    loss += sweep(w, crow[i], crow[i + 1], crow[m], col, y, left + i * w, M, right, (T)scale, row.a, row.gr, GR + i * w,
+                  K, scatter);
   return loss;
 }
 

@@ -101,13 +101,21 @@ class ObservedPattern:
         return math.sqrt(s2.item())
 
 # %% ../../nbs/03b_completion_kernels.ipynb #1fb91bf8
-def _pair_error(problem, A, B) -> tuple[float, float]:
-    "(||A B^T - Phi||_F^2, ||Phi||_F^2) from factors, with no m x n matrix: orthogonalise the right side."
-    left, right = problem.truth
+def _pair_error(truth, A, B) -> tuple[Tensor, Tensor]:
+    "(||A B^T - Phi||_F^2, ||Phi||_F^2) for Phi = left @ right.T, with no m x n matrix: orthogonalise the right side."
+    left, right = truth
     C = torch.cat([A, -left], dim=1)
     Rd = torch.linalg.qr(torch.cat([B, right], dim=1), mode='r').R  # ||C D^T||_F = ||C R^T||_F for D = QR
     Rt = torch.linalg.qr(right, mode='r').R
     return (C @ Rd.T).square().sum(), (left @ Rt.T).square().sum()
+
+def _errors_from_sums(scale: float, observed: float, full: float | None = None, norm: float | None = None) -> dict:
+    "The errors dict from the squared residual on the observed entries and, when the truth is known, `_pair_error`'s sums."
+    out = {'train_loss': 0.5 * scale * observed}
+    if full is not None:
+        out['recovery_error'] = 0.5 * scale * max(full - observed, 0.0)
+        out['relative_error'] = math.sqrt(full / norm)
+    return out
 
 def completion_errors(problem: CompletionProblem,  # the observed entries and, if known, the truth
                       A: Tensor,  # m x w
@@ -119,13 +127,8 @@ def completion_errors(problem: CompletionProblem,  # the observed entries and, i
     scale = loss_scale(problem, loss)
     if observed_residual is None:
         observed_residual = ObservedPattern(problem.rows, problem.cols, problem.shape).sample(A, B, problem.values)
-    observed = observed_residual.square().sum()
-    out = {'train_loss': 0.5 * scale * observed.item()}
-    if problem.truth is not None:
-        full, norm = _pair_error(problem, A, B)
-        out['recovery_error'] = 0.5 * scale * max(full.item() - observed.item(), 0.0)
-        out['relative_error'] = math.sqrt(full.item() / norm.item())
-    return out
+    sums = [observed_residual.square().sum(), *(_pair_error(problem.truth, A, B) if problem.truth is not None else ())]
+    return _errors_from_sums(scale, *torch.stack(sums).tolist())
 
 # %% ../../nbs/03b_completion_kernels.ipynb #56fd5d9c
 class StepStatus(IntEnum):
