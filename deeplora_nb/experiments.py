@@ -11,10 +11,11 @@ from .finetune import PAPER_ADAM_EPS, PAPER_STEPS, COMPRESSED_LR, FinetuneConfig
 from .comparison import ARMS, paired_difference
 
 # %% auto #0
-__all__ = ['EARLY_STEP', 'GLUE_EVAL_STEPS', 'GLUE_RANK_EVERY', 'ADOPTERS', 'TUNE_SEEDS', 'TUNING_SLICE', 'PAPER', 'LABELS',
-           'protocol_run_id', 'protocol_plan', 'adopters_plan', 'markdown_table', 'metric_at', 'select', 'paired',
-           'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'glue_rows', 'rank_rows', 'progress_rows',
-           'escape_step', 'parsimony_rows', 'summary_lines', 'claim_rows', 'adopters_rows']
+__all__ = ['EARLY_STEP', 'GLUE_EVAL_STEPS', 'GLUE_RANK_EVERY', 'ADOPTERS', 'TUNE_SEEDS', 'TUNING_SLICE', 'ADOPTER_PAIRS', 'PAPER',
+           'LABELS', 'protocol_run_id', 'protocol_plan', 'adopters_plan', 'adopters_runs', 'markdown_table',
+           'metric_at', 'select', 'paired', 'verdict', 'loss_drop_at', 'majority_rate', 'fewshot_rows', 'glue_rows',
+           'rank_rows', 'progress_rows', 'escape_step', 'parsimony_rows', 'summary_lines', 'claim_rows', 'tuning_rows',
+           'adopters_rows']
 
 # %% ../nbs/06b_experiments.ipynb #784ce347
 EARLY_STEP = 20                                     # the paper's early-progress figure reads the metric here
@@ -111,6 +112,14 @@ def adopters_plan(runs=(),                      # saved records (`read_runs(...)
             plan += [("i", protocol_run_id(c, arm(eps)), c)
                      for c in (replace(base, method=method, lr=best, adam_eps=eps, seed=s) for s in range(seeds))]
     return plan
+
+def adopters_runs(runs) -> dict:
+    "Part (i)'s final runs: {method: {seed: record}} for every method of `ADOPTERS`, in its order."
+    return {m: {r["config"]["seed"]: r for r in runs if r.get("part") == "i" and r["config"]["method"] == m}
+            for m in ADOPTERS}
+
+ADOPTER_PAIRS = [*(("deep_lora_compressed", m) for m in ("peft_lora", "peft_lora_ga", "peft_pissa", "peft_dora")),
+                 ("deep_lora_narrow", "peft_lora")]   # part (i)'s verdicts: (Deep LoRA, the PEFT method it is read against)
 
 # %% ../nbs/06b_experiments.ipynb #4e4c43e1
 def markdown_table(header: list, rows: list) -> str:
@@ -341,7 +350,18 @@ def summary_lines(runs) -> list[str]:
             + [f"Rank {r['rank']}, {r['arm']} arm: {_effect(r['diff'], 'lora', 'deep_lora_narrow')}."
                for r in rank_rows(runs)]
             + [_progress_line(r) for r in progress_rows(runs) if r["method"] != "deep_lora_narrow"]
-            + [_updates_line(r) for r in parsimony_rows(runs) if r["method"] != "peft_lora"])
+            + [_updates_line(r) for r in parsimony_rows(runs) if r["method"] != "peft_lora"]
+            + _adopters_lines(runs))
+
+def _adopters_lines(runs) -> list[str]:
+    final = {m: v for m, v in adopters_runs(runs).items() if v}
+    if not final: return []
+    means = {m: float(np.mean([r["metric"] for r in v.values()])) for m, v in final.items()}
+    best = max(means, key=means.get)
+    return ([f"Against the LoRA inits (rotten_tomatoes, n = 1,024, trained head, 300 steps, each method at its tuned lr): "
+             f"the highest mean accuracy is {LABELS[best]}'s, {means[best]:.3f} over {len(final[best])} seeds."]
+            + [f"{LABELS[deep]} against {LABELS[ref]}: {_effect(paired(final[ref], final[deep]), ref, deep)}."
+               for deep, ref in ADOPTER_PAIRS if deep in final and ref in final])
 
 # %% ../nbs/06b_experiments.ipynb #3a695da2
 def _paper_gain(pair: tuple) -> str: return f"{pair[1] - pair[0]:+.3f}"
@@ -362,15 +382,33 @@ def claim_rows(runs) -> list[list]:
                  r["drop_vs_narrow"], "deep_lora_narrow", r["method"],
                  f"{PAPER['progress'][r['method']][0] - PAPER['progress']['deep_lora_narrow'][0]:+.3f} (Pearson at step 20)")
              for r in progress_rows(runs) if r["method"] != "deep_lora_narrow" and r["drop_vs_narrow"]]
+    final = adopters_runs(runs)   # part (i): each Deep LoRA against the PEFT methods, each at its tuned lr
+    rows += [row("against the LoRA inits (trained head, n = 1,024, 300 steps)",
+                 f"rotten_tomatoes, {LABELS[deep]} (lr {_lr(final[deep])}) vs {LABELS[ref]} (lr {_lr(final[ref])})",
+                 d, ref, deep, "- (not in the paper)")
+             for deep, ref in ADOPTER_PAIRS if (d := paired(final[ref], final[deep]))]
     return rows
 
+def _lr(by_seed: dict) -> str: return f"{next(iter(by_seed.values()))['config']['lr']:g}"
+
 # %% ../nbs/06b_experiments.ipynb #d4f22016
+def tuning_rows(runs) -> list:
+    "Part (i)'s grid: per method and lr, the seeds scored and their mean metric on the tuning slice; `chosen` marks its pick."
+    rows = []
+    for method, (grid, _) in ADOPTERS.items():
+        scores = {lr: [r["metric"] for r in runs if r.get("part") == "i-tune" and r["config"]["method"] == method
+                       and r["config"]["lr"] == lr] for lr in grid}
+        complete = all(len(v) >= TUNE_SEEDS for v in scores.values())
+        best = max(grid, key=lambda lr: (np.mean(scores[lr]), -lr)) if complete else None   # adopters_plan's pick
+        rows += [dict(method=method, lr=lr, seeds=len(v), mean=float(np.mean(v)) if v else None, chosen=lr == best)
+                 for lr, v in scores.items()]
+    return rows
+
 def adopters_rows(runs,                             # protocol records
                   reference: str = "deep_lora_compressed",   # the method the others are paired against
                  ) -> list:
     "Part (i): per method, its chosen lr, mean metric, seconds per step, trainable parameters, and the paired difference."
-    final = {m: {r["config"]["seed"]: r for r in runs if r.get("part") == "i" and r["config"]["method"] == m}
-             for m in ADOPTERS}
+    final = adopters_runs(runs)
     rows = []
     for method, got in final.items():
         if not got: continue
