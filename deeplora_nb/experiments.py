@@ -88,6 +88,14 @@ ADOPTERS = {   # part (i): method -> (its lr grid, the adapters' AdamW eps)
 }
 TUNE_SEEDS, TUNING_SLICE = 2, 1000   # part (i): seeds that score the grid, training examples held out to score them on
 
+def _grid_scores(runs, method: str) -> tuple[dict, float | None]:
+    "({lr: tuning-slice metrics} of `method`'s grid, its best lr once every lr has `TUNE_SEEDS` seeds, else None)."
+    grid = ADOPTERS[method][0]
+    scores = {lr: [r["metric"] for r in runs if r.get("part") == "i-tune" and r["config"]["method"] == method
+                   and r["config"]["lr"] == lr] for lr in grid}
+    complete = all(len(v) >= TUNE_SEEDS for v in scores.values())
+    return scores, max(grid, key=lambda lr: (np.mean(scores[lr]), -lr)) if complete else None   # ties: the smaller lr
+
 def adopters_plan(runs=(),                      # saved records (`read_runs(...).values()`): the tuning runs so far
                   seeds: int = 6,               # paired seeds at each method's chosen lr
                   steps: int = 300,
@@ -105,10 +113,7 @@ def adopters_plan(runs=(),                      # saved records (`read_runs(...)
         tune = [replace(base, method=method, lr=lr, adam_eps=eps, seed=s, evaluate_on="holdout", record_ranks=False)
                 for lr in grid for s in range(TUNE_SEEDS)]
         plan += [("i-tune", protocol_run_id(c, arm(eps)), c) for c in tune]
-        scores = {lr: [r["metric"] for r in runs if r.get("part") == "i-tune" and r["config"]["method"] == method
-                       and r["config"]["lr"] == lr] for lr in grid}
-        if all(len(v) >= TUNE_SEEDS for v in scores.values()):
-            best = max(grid, key=lambda lr: (np.mean(scores[lr]), -lr))   # ties: the smaller lr
+        if (best := _grid_scores(runs, method)[1]) is not None:
             plan += [("i", protocol_run_id(c, arm(eps)), c)
                      for c in (replace(base, method=method, lr=best, adam_eps=eps, seed=s) for s in range(seeds))]
     return plan
@@ -395,11 +400,8 @@ def _lr(by_seed: dict) -> str: return f"{next(iter(by_seed.values()))['config'][
 def tuning_rows(runs) -> list:
     "Part (i)'s grid: per method and lr, the seeds scored and their mean metric on the tuning slice; `chosen` marks its pick."
     rows = []
-    for method, (grid, _) in ADOPTERS.items():
-        scores = {lr: [r["metric"] for r in runs if r.get("part") == "i-tune" and r["config"]["method"] == method
-                       and r["config"]["lr"] == lr] for lr in grid}
-        complete = all(len(v) >= TUNE_SEEDS for v in scores.values())
-        best = max(grid, key=lambda lr: (np.mean(scores[lr]), -lr)) if complete else None   # adopters_plan's pick
+    for method in ADOPTERS:
+        scores, best = _grid_scores(runs, method)   # adopters_plan's pick
         rows += [dict(method=method, lr=lr, seeds=len(v), mean=float(np.mean(v)) if v else None, chosen=lr == best)
                  for lr, v in scores.items()]
     return rows

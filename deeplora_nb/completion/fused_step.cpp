@@ -137,7 +137,7 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
     std::vector<T> C(cores, cores + L * ww), below((L + 1) * ww), above((L + 1) * ww);
     std::vector<T> K(ww), tmp(ww), grads(L * ww + 1);
     RowScratch<T, WIDTH> row(w);
-    const bool prefetch = fetch_ahead<T>(n, w);
+    const auto sweep = fetch_ahead<T>(n, w) ? sweep_row<T, WIDTH, true> : sweep_row<T, WIDTH, false>;
     for (int64_t s = 0; s < max_steps; s++) {
       // below[i] = C[i-1] ... C[0] (below[0] = I, below[L] = M); above[i] = C[L-1] ... C[i+1] (above[L-1] = I)
       set_identity(below.data(), w);
@@ -152,9 +152,8 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
       double loss = 0;
       std::fill(my_K, my_K + ww, T(0));
       for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++)
-        loss += (prefetch ? sweep_row<T, WIDTH, true> : sweep_row<T, WIDTH, false>)(
-            w, crow[i], crow[i + 1], nnz, col, y, left + i * w, M, right, (T)scale, row.a, row.gr, GR.data() + i * w,
-            my_K, my_scatter);
+        loss += sweep(w, crow[i], crow[i + 1], nnz, col, y, left + i * w, M, right, (T)scale, row.a, row.gr,
+                      GR.data() + i * w, my_K, my_scatter);
       part_loss[p * 8] = loss;
       }
       barrier.wait();
