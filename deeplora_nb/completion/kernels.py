@@ -322,7 +322,8 @@ def fused_kernel(compiler: str | None = None,  # C++ compiler; default $CXX, els
     return _fused_libraries[key]
 
 # %% ../../nbs/03b_completion_kernels.ipynb #456bb8bc
-_PROBE_STEPS = 10  # steps on which the thread count not in use is timed again
+_PROBE_STEPS = 10  # steps on which a thread count is timed
+_PROBE_SHARE = 0.025  # the most of the kernel's time that timing the count not in use may cost
 
 class FusedChain(SparseChain):
     "The sparse chain stepped by the fused CPU kernel: `advance` runs up to a whole logging interval in one call."
@@ -339,7 +340,7 @@ class FusedChain(SparseChain):
         self.values = problem.values.contiguous()
         self.parts = parts or torch.get_num_threads()  # row blocks; the steps depend on this, not on the threads used
         self.fixed_threads, self.seconds_per_step, self.thread_steps = None, {}, {}
-        self.calls, self.kernel_seconds, self.probe_gap, self.next_probe = 0, 0.0, 4, 0
+        self.kernel_seconds, self.probed_at = 0.0, 0.0  # time in the kernel, in all and at the last probe
 
     def threads(self) -> int:
         "All threads or one, whichever has been faster lately: on a busy machine two threads can be slower than one."
@@ -347,11 +348,14 @@ class FusedChain(SparseChain):
         known = [t for t in (self.parts, 1) if t in self.seconds_per_step]
         return min(known, key=self.seconds_per_step.get) if known else self.parts
 
-    def _probe(self) -> int | None:
-        "The other thread count when it is due to be timed again: untried, or `probe_gap` calls after its last time."
-        if self.fixed_threads or self.parts == 1: return None
+    def _probes(self) -> list:
+        "The thread counts to time first: the untimed (one thread first), else the other once its probe is cheap enough."
+        if self.fixed_threads or self.parts == 1: return []
+        untimed = [t for t in (1, self.parts) if t not in self.seconds_per_step]
+        if untimed: return untimed
         other = 1 if self.threads() == self.parts else self.parts
-        return other if other not in self.seconds_per_step or self.calls >= self.next_probe else None
+        probe = _PROBE_STEPS * self.seconds_per_step[other]  # what timing it again will take
+        return [other] if self.kernel_seconds - self.probed_at >= probe / _PROBE_SHARE else []
 
     def errors(self, loss):
         "The history row (torch kernels) on the kernel's fastest thread count: load slows threaded torch calls too."
@@ -379,15 +383,10 @@ class FusedChain(SparseChain):
 
     def advance(self, steps: int, tol: float, blowup: float, check_every: int):
         "Up to `steps` steps; every state's loss is checked, since it comes out of the pass over the entries."
-        taken, probe = 0, self._probe()
-        if probe is not None:  # a few steps on the other thread count, then the rest on the faster
-            taken, status, value = self._call(min(steps, _PROBE_STEPS), probe, tol, blowup)
-            slower = self.seconds_per_step.get(probe, 0) > 1.1 * min(self.seconds_per_step.values())
-            self.probe_gap = min(2 * self.probe_gap, 64) if slower else 4  # a loser is timed less and less often
-            self.next_probe = self.calls + self.probe_gap
-            if status != StepStatus.RUNNING or taken == steps:
-                self.calls += 1
-                return taken, status, value
+        taken = 0
+        for threads in self._probes():  # a few steps on each count due to be timed, then the rest on the faster
+            more, status, value = self._call(min(steps - taken, _PROBE_STEPS), threads, tol, blowup)
+            taken, self.probed_at = taken + more, self.kernel_seconds
+            if status != StepStatus.RUNNING or taken == steps: return taken, status, value
         more, status, value = self._call(steps - taken, self.threads(), tol, blowup)
-        self.calls += 1
         return taken + more, status, value
