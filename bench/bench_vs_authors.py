@@ -82,7 +82,8 @@ def ours_worker(d, threads):
     summary = result.summary()
     print(json.dumps(dict(steps=result.steps, seconds=result.seconds, setup_seconds=result.setup_seconds,
                           converged=result.converged, train_loss=summary['train_loss'], recovery_error=summary['recovery_error'],
-                          kernel=result.config['kernel'], threads=result.config['threads'])))
+                          kernel=result.config['kernel'], threads=result.config['threads'],
+                          thread_steps=result.config.get('thread_steps'))))  # steps the default ran on each count
 
 
 def save_problem(d, path):

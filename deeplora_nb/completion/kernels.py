@@ -335,7 +335,8 @@ class FusedChain(SparseChain):
         w = right.shape[1]
         self.stacked = torch.stack(list(cores)) if len(cores) else left.new_zeros(0, w, w)  # the kernel updates it
         super().__init__(right, list(self.stacked.unbind(0)), left.contiguous(), problem, scale, lr, lr_outer)
-        self.run = getattr(library, 'fused_gd_' + str(problem.dtype).replace('torch.', ''))
+        dtype = str(problem.dtype).replace('torch.', '')
+        self.run, self.pass_over = getattr(library, 'fused_gd_' + dtype), getattr(library, 'fused_pass_' + dtype)
         self.crow, self.col = self.pattern.crow.long(), self.pattern.col_index.to(torch.int32)
         self.values = problem.values.contiguous()
         self.parts = parts or torch.get_num_threads()  # row blocks; the steps depend on this, not on the threads used
@@ -358,11 +359,18 @@ class FusedChain(SparseChain):
         return [other] if self.kernel_seconds - self.probed_at >= probe / _PROBE_SHARE else []
 
     def errors(self, loss):
-        "The history row (torch kernels) on the kernel's fastest thread count: load slows threaded torch calls too."
+        "The history row: the observed residual from one pass of the kernel (torch's gather took 6x as long), the rest as `completion_errors`."
+        (m, n), w = self.problem.shape, self.right.shape[1]
+        M = (prefix_products(self.cores)[-1] if self.cores else torch.eye(w, dtype=self.left.dtype)).contiguous()
+        GR, K = torch.empty_like(self.left), self.left.new_empty(w, w)  # the pass's other outputs, unused here
+        observed = self.pass_over(m, n, w, self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr(),
+                                  self.left.data_ptr(), M.data_ptr(), self.right.data_ptr(), 1.0, GR.data_ptr(),
+                                  K.data_ptr(), None)
         threads, before = self.threads(), torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try: return super().errors(loss)
+        torch.set_num_threads(threads)  # load slows threaded torch calls too
+        try: pair = _pair_error(self.problem.truth, self.left @ M, self.right) if self.problem.truth is not None else ()
         finally: torch.set_num_threads(before)
+        return _errors_from_sums(loss_scale(self.problem, loss), observed, *[s.item() for s in pair])
 
     def _call(self, steps: int, threads: int, tol: float, blowup: float):
         "One kernel call of up to `steps` steps on `threads` threads, timed: (steps taken, status, last loss)."
