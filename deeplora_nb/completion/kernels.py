@@ -342,6 +342,7 @@ class FusedChain(SparseChain):
         self.parts = parts or torch.get_num_threads()  # row blocks; the steps depend on this, not on the threads used
         self.fixed_threads, self.seconds_per_step, self.thread_steps = None, {}, {}
         self.kernel_seconds, self.probed_at = 0.0, 0.0  # time in the kernel, in all and at the last probe
+        self.trusted = None  # the thread count that kept the lead through a trial
 
     def threads(self) -> int:
         "All threads or one, whichever has been faster lately: on a busy machine two threads can be slower than one."
@@ -372,6 +373,14 @@ class FusedChain(SparseChain):
         finally: torch.set_num_threads(before)
         return _errors_from_sums(loss_scale(self.problem, loss), observed, *[s.item() for s in pair])
 
+    def _record(self, threads: int, taken: int, seconds: float):
+        "Book a call's time: the kernel's total, and the running estimate of the seconds per step on `threads`."
+        self.kernel_seconds += seconds
+        if taken:
+            last = self.seconds_per_step.get(threads)
+            self.seconds_per_step[threads] = seconds / taken if last is None else 0.5 * (last + seconds / taken)
+            self.thread_steps[threads] = self.thread_steps.get(threads, 0) + taken
+
     def _call(self, steps: int, threads: int, tol: float, blowup: float):
         "One kernel call of up to `steps` steps on `threads` threads, timed: (steps taken, status, last loss)."
         losses, status = torch.empty(max(steps, 1), dtype=torch.float64), torch.zeros(1, dtype=torch.int64)
@@ -379,22 +388,25 @@ class FusedChain(SparseChain):
         taken = self.run(m, n, w, len(self.cores), self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr(),
                          self.left.data_ptr(), self.stacked.data_ptr(), self.right.data_ptr(), self.scale, self.lr,
                          self.lr_outer, steps, tol, blowup, losses.data_ptr(), status.data_ptr(), self.parts, threads)
-        seconds = time.perf_counter() - start
-        self.kernel_seconds += seconds
-        if taken:
-            last = self.seconds_per_step.get(threads)
-            self.seconds_per_step[threads] = seconds / taken if last is None else 0.5 * (last + seconds / taken)
-            self.thread_steps[threads] = self.thread_steps.get(threads, 0) + taken
+        self._record(threads, taken, time.perf_counter() - start)
         status = StepStatus(int(status[0]))
         value = losses[taken].item() if status != StepStatus.RUNNING else (losses[taken - 1].item() if taken else math.nan)
         return taken, status, value
 
     def advance(self, steps: int, tol: float, blowup: float, check_every: int):
         "Up to `steps` steps; every state's loss is checked, since it comes out of the pass over the entries."
-        taken = 0
+        taken, status, value = 0, StepStatus.RUNNING, math.nan
         for threads in self._probes():  # a few steps on each count due to be timed, then the rest on the faster
             more, status, value = self._call(min(steps - taken, _PROBE_STEPS), threads, tol, blowup)
             taken, self.probed_at = taken + more, self.kernel_seconds
             if status != StepStatus.RUNNING or taken == steps: return taken, status, value
-        more, status, value = self._call(steps - taken, self.threads(), tol, blowup)
-        return taken + more, status, value
+        while taken < steps and status == StepStatus.RUNNING:
+            # A count chosen on ten timed steps (a lucky moment on a busy machine) first runs a trial of twenty more,
+            # and keeps the rest of the interval only if it is still the faster after them.
+            threads = self.threads()
+            trial = threads != self.trusted
+            more, status, value = self._call(min(steps - taken, 2 * _PROBE_STEPS) if trial else steps - taken,
+                                             threads, tol, blowup)
+            taken += more
+            if trial and self.threads() == threads: self.trusted = threads
+        return taken, status, value
