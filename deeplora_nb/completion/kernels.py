@@ -360,7 +360,7 @@ class FusedChain(SparseChain):
         return [other] if self.kernel_seconds - self.probed_at >= probe / _PROBE_SHARE else []
 
     def errors(self, loss):
-        "The history row: the observed residual from one pass of the kernel (torch's gather took 6x as long), the rest as `completion_errors`."
+        "The history row, its observed residual from one pass of the kernel (torch's gather took ~4x as long)."
         (m, n), w = self.problem.shape, self.right.shape[1]
         M = (prefix_products(self.cores)[-1] if self.cores else torch.eye(w, dtype=self.left.dtype)).contiguous()
         GR, K = torch.empty_like(self.left), self.left.new_empty(w, w)  # the pass's other outputs, unused here
