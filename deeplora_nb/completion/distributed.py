@@ -13,7 +13,7 @@ from ..checks import check_int
 from ..compression import CompressedFactorization, RandomOrthogonal, compress_matrix_free, _orthonormal_basis
 from ..factorization import scaled_orthogonal_init, chain_product, factor_gradients, prefix_products
 from .problem import CompletionProblem, loss_scale, _random_truncated_gaussian, _sample_positions, _check_fraction, _check_floating
-from .kernels import ObservedPattern, SparseChain, _pair_error, _errors_from_sums
+from .kernels import ObservedPattern, SparseChain, _pair_error, _errors_from_sums, _pass_over_entries
 
 # %% auto #0
 __all__ = ['row_block', 'ProblemShard', 'shard_problem', 'random_shard', 'problem_digest', 'check_same_everywhere',
@@ -184,13 +184,9 @@ class ShardedChain(SparseChain):
             parts = [(self.left.T @ GR).reshape(-1)]
             if self.lr_outer: parts.append(self.pattern.transpose_times(g, A).reshape(-1))
             return GR, torch.cat([*parts, (g.square().sum() / self.scale ** 2).reshape(1)])
-        M = (torch.eye(w, dtype=self.left.dtype) if M is None else M).contiguous()
         GR = torch.empty_like(self.left)
         sums = self.left.new_empty(w * w + (n * w if self.lr_outer else 0) + 1)
-        sums[-1] = self.pass_over(self.left.shape[0], n, w, self.crow.data_ptr(), self.col.data_ptr(),
-                                  self.values.data_ptr(), self.left.data_ptr(), M.data_ptr(), self.right.data_ptr(),
-                                  self.scale, GR.data_ptr(), sums.data_ptr(),
-                                  sums[w * w:].data_ptr() if self.lr_outer else None)
+        sums[-1] = _pass_over_entries(self, M, GR, sums[:w * w], sums[w * w:-1] if self.lr_outer else None)
         return GR, sums
 
     def residual(self):

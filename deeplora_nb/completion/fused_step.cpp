@@ -155,8 +155,8 @@ static inline double sweep_row(int64_t w_, int64_t begin, int64_t end, int64_t n
 template <typename T>
 static bool fetch_ahead(int64_t n, int64_t w) { return n * w * (int64_t)sizeof(T) > (1 << 20); }  // past an L2 cache
 
-// sweep_row's two rows of scratch (A's row, G right's row): A's on the stack when the width is a compile-time
-// constant, when G right's is sweep_row's own.
+// sweep_row's rows of scratch. At a compile-time width, A's row is on the stack and G right's row is a local array of
+// sweep_row's own (so registers hold it: gr stays null here); at any other width both are on the heap.
 template <typename T, int WIDTH>
 struct RowScratch {
   std::vector<T> a_heap, gr_heap;

@@ -325,6 +325,14 @@ def fused_kernel(compiler: str | None = None,  # C++ compiler; default $CXX, els
 _PROBE_STEPS = 10  # steps on which a thread count is timed
 _PROBE_SHARE = 0.025  # the most of the kernel's time that timing the count not in use may cost
 
+def _pass_over_entries(chain, M: Tensor | None, GR: Tensor, K: Tensor, scatter: Tensor | None = None) -> float:
+    "One pass of the kernel over `chain`'s entries at A = left @ M (None: the identity); returns the squared residual's sum."
+    w = chain.right.shape[1]  # writes G right into GR, left^T G right into K and, when given, G^T A into scatter
+    M = (torch.eye(w, dtype=chain.left.dtype) if M is None else M).contiguous()
+    return chain.pass_over(chain.left.shape[0], chain.right.shape[0], w, chain.crow.data_ptr(), chain.col.data_ptr(),
+                           chain.values.data_ptr(), chain.left.data_ptr(), M.data_ptr(), chain.right.data_ptr(),
+                           chain.scale, GR.data_ptr(), K.data_ptr(), None if scatter is None else scatter.data_ptr())
+
 class FusedChain(SparseChain):
     "The sparse chain stepped by the fused CPU kernel: `advance` runs up to a whole logging interval in one call."
     def __init__(self, right: Tensor, cores: list, left: Tensor, problem: CompletionProblem, scale: float, lr: float,
@@ -361,15 +369,14 @@ class FusedChain(SparseChain):
 
     def errors(self, loss):
         "The history row, its observed residual from one pass of the kernel (torch's gather took ~4x as long)."
-        (m, n), w = self.problem.shape, self.right.shape[1]
-        M = (prefix_products(self.cores)[-1] if self.cores else torch.eye(w, dtype=self.left.dtype)).contiguous()
-        GR, K = torch.empty_like(self.left), self.left.new_empty(w, w)  # the pass's other outputs, unused here
-        observed = self.pass_over(m, n, w, self.crow.data_ptr(), self.col.data_ptr(), self.values.data_ptr(),
-                                  self.left.data_ptr(), M.data_ptr(), self.right.data_ptr(), 1.0, GR.data_ptr(),
-                                  K.data_ptr(), None)
+        w = self.right.shape[1]
+        M = prefix_products(self.cores)[-1] if self.cores else None
+        observed = _pass_over_entries(self, M, torch.empty_like(self.left), self.left.new_empty(w, w))  # only the sum
         threads, before = self.threads(), torch.get_num_threads()
         torch.set_num_threads(threads)  # load slows threaded torch calls too
-        try: pair = _pair_error(self.problem.truth, self.left @ M, self.right) if self.problem.truth is not None else ()
+        try:
+            A = self.left if M is None else self.left @ M
+            pair = _pair_error(self.problem.truth, A, self.right) if self.problem.truth is not None else ()
         finally: torch.set_num_threads(before)
         return _errors_from_sums(loss_scale(self.problem, loss), observed, *[s.item() for s in pair])
 
