@@ -6,7 +6,9 @@ In one process, one after the other: the machine's two peaks (a streaming copy o
 second; a float64 1024 x 1024 matrix product, floating-point operations per second), on one thread and on all;
 then the fused kernel's step at the paper's setting (d = 1000, r = 5, 20% observed, depth 3, width 10), on one thread
 and on all. The work of one step is counted from the problem's sizes (below); the fraction of each peak the step
-reaches says which limit, if any, it is near.
+reaches says which limit, if any, it is near. Last, on one thread, where a step's time goes: one pass of the kernel
+over the entries as a step makes it (residuals, G right and G^T A), the same pass without G^T A (its read-modify-write
+of a row per entry), and the rest of the step (the step's time less the pass: the cores and the factor updates), each timed from the same state, alternated, the best of five rounds.
 
 Work per step, for nnz observed entries, an m x n matrix, width w (the kernel's loops, fused_step.cpp):
   flops: per entry 6w (the residual's dot product, G right and G^T A); per row 6w^2 (left M, left^T G right, the
@@ -17,6 +19,7 @@ Work per step, for nnz observed entries, an m x n matrix, width w (the kernel's 
 import argparse, json, os, time
 import torch
 from deeplora_nb.completion import CompletionProblem, train_completion
+from deeplora_nb.completion.kernels import ObservedPattern, fused_kernel
 
 
 def best_of(fn, repeats=5) -> float:
@@ -42,6 +45,37 @@ def step(problem, threads: int, steps: int) -> dict:
     return dict(seconds_per_step=r.config["kernel_seconds"] / r.steps, steps=r.steps)
 
 
+def breakdown(problem, w: int, depth: int = 3, repeats: int = 200, rounds: int = 5) -> dict:
+    """Seconds of a whole step and of one pass over the entries with and without G^T A, on one thread: `repeats` of
+    each, alternated for `rounds` rounds from the same state, the best round of each (the machine's speed drifts)."""
+    torch.set_num_threads(1)
+    (m, n), pattern = problem.shape, ObservedPattern(problem.rows, problem.cols, problem.shape)
+    crow, col, values = pattern.crow.long(), pattern.col_index.to(torch.int32), problem.values.contiguous()
+    g = torch.Generator().manual_seed(0)
+    left, right = (torch.randn(k, w, dtype=torch.float64, generator=g) / w ** 0.5 for k in (m, n))
+    cores = torch.eye(w, dtype=torch.float64).repeat(depth - 2, 1, 1)
+    GR, K, scatter = torch.empty(m, w, dtype=torch.float64), torch.empty(w, w, dtype=torch.float64), torch.empty(n, w, dtype=torch.float64)
+    losses, status, scale = torch.empty(repeats, dtype=torch.float64), torch.zeros(1, dtype=torch.int64), 1.0 / problem.num_observed
+    kernel, M = fused_kernel(), torch.eye(w, dtype=torch.float64)
+    def steps():
+        l, c, r = left.clone(), cores.clone(), right.clone()  # the same state every round
+        taken = kernel.fused_gd_float64(m, n, w, depth - 2, crow.data_ptr(), col.data_ptr(), values.data_ptr(), l.data_ptr(),
+                                        c.data_ptr(), r.data_ptr(), scale, 1.0, 0.01, repeats, 0.0, float('inf'),
+                                        losses.data_ptr(), status.data_ptr(), 1, 1)
+        assert taken == repeats, (taken, int(status[0]))
+    def passes(out):
+        for _ in range(repeats):
+            kernel.fused_pass_float64(m, n, w, crow.data_ptr(), col.data_ptr(), values.data_ptr(), left.data_ptr(),
+                                      M.data_ptr(), right.data_ptr(), scale, GR.data_ptr(), K.data_ptr(), out)
+    timed = dict(step=lambda: steps(), pass_over_entries=lambda: passes(scatter.data_ptr()), pass_without_scatter=lambda: passes(None))
+    best = dict.fromkeys(timed, float('inf'))
+    for _ in range(rounds):
+        for name, fn in timed.items(): best[name] = min(best[name], best_of(fn, 1))
+    seconds = {name: t / repeats for name, t in best.items()}
+    return dict(seconds, rest_of_step=seconds['step'] - seconds['pass_over_entries'],
+                ns_per_entry=seconds['pass_over_entries'] / problem.num_observed * 1e9)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=3000)
@@ -60,6 +94,8 @@ def main():
                                        fraction=dict(flops=achieved["gflop_s"] / peak["gflop_s"],
                                                      bandwidth=achieved["bandwidth_gb_s"] / peak["bandwidth_gb_s"]))
         print(threads, "thread(s):", json.dumps(report["runs"][threads]), flush=True)
+    report["one_thread_breakdown"] = breakdown(problem, w)
+    print("one thread:", json.dumps(report["one_thread_breakdown"]), flush=True)
     report["load_average_after"] = os.getloadavg()
     if args.out:
         with open(args.out, "w") as f: json.dump(report, f, indent=1)

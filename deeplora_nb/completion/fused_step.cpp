@@ -287,6 +287,10 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
       T* __restrict my_K = part_K.data() + (size_t)p * ww;                             // and of left^T G right
       double loss = 0;
       std::fill(my_K, my_K + ww, T(0));
+      // Zeroed here, by the thread that fills it, not in the update of `right` (where each thread reads every block's
+      // part for its columns): the lines stay in this core's cache. Two threads' steps took 0.53 against 0.57 and 0.62
+      // against 0.67 ms (medians of 30 alternated calls, d = 1000); one thread's the same.
+      if (outer) std::fill(my_scatter, my_scatter + n * w, T(0));
       for (int64_t i = row_bounds[p]; i < row_bounds[p + 1]; i++)
         loss += sweep(w, crow[i], crow[i + 1], nnz, col, y, left + i * w, M, right, (T)scale, row.a, row.gr,
                       GR.data() + i * w, my_K, my_scatter);
@@ -321,7 +325,7 @@ static int64_t run(int64_t m, int64_t n, int64_t w_, int64_t L, const int64_t* c
           T* __restrict rj = right + j * w;
           for (int q = 0; q < parts; q++) {
             T* __restrict sj = scatter.data() + (size_t)q * n * w + j * w;
-            for (int64_t c = 0; c < w; c++) { rj[c] -= (T)lr_outer * sj[c]; sj[c] = 0; }
+            for (int64_t c = 0; c < w; c++) rj[c] -= (T)lr_outer * sj[c];
           }
         }
       }
