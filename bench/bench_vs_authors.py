@@ -15,7 +15,8 @@ ours alone and prints how to add the authors' code.
 With --busy N everything runs twice: on the machine as it is ('quiet'), then with N busy-looping processes started
 for the duration ('busy'), and the table gives the ratios of both. Ours also runs on one thread and on all threads
 (fixed), so that the default (which picks between them as it runs) is compared with the better of the two in the
-same conditions. --pause-pids stops the processes listed in FILE (SIGSTOP) while the benchmark runs, and resumes
+same conditions; and one thread runs a second time, next to the first, so that the spread of one configuration run
+twice in those conditions (the noise floor of that comparison) is measured too. --pause-pids stops the processes listed in FILE (SIGSTOP) while the benchmark runs, and resumes
 them after, so that background jobs do not make the 'quiet' runs busy.
 
 Times: 'seconds' is each side's own training clock (ours: `CompletionResult.seconds`; theirs: the last entry of
@@ -121,7 +122,8 @@ def spread(values): return dict(min=min(values), max=max(values), median=sorted(
 
 
 OURS = ('ours', 'ours-1-thread', 'ours-all-threads')  # the default, and the two thread counts it picks between
-THREADS = {'ours': 'default', 'ours-1-thread': 'one', 'ours-all-threads': 'all'}
+AGAIN = 'ours-1-thread-again'  # with --busy: one thread a second time, next to the first
+THREADS = {'ours': 'default', 'ours-1-thread': 'one', 'ours-all-threads': 'all', AGAIN: 'one'}
 
 
 def busy_processes(count):
@@ -133,7 +135,7 @@ def run_condition(condition, args, data, report):
     "Every size and side `--repeats` times, alternating (the order flips every repeat), under one condition."
     for repeat in range(args.repeats):
         for d in args.sizes:
-            sides = [*OURS, 'theirs'] if args.peer_src else list(OURS)
+            sides = [*OURS[:2], *([AGAIN] if args.busy else []), *OURS[2:], *(['theirs'] if args.peer_src else [])]
             for side in (sides if repeat % 2 == 0 else sides[::-1]):
                 r = run_theirs(d, args, data[d]) if side == 'theirs' else run_ours(d, THREADS[side])
                 r.update(side=side, d=d, repeat=repeat, condition=condition, load_average=os.getloadavg()[0])
@@ -147,12 +149,13 @@ def summarise(report, condition, d):
     "Medians and per-repeat ratios (runs of one repeat sat next to each other) of one condition and size."
     runs = [r for r in report['runs'] if r['d'] == d and r['condition'] == condition]
     side = lambda name: sorted((r for r in runs if r['side'] == name), key=lambda r: r['repeat'])
-    mine, one, every, theirs = side('ours'), side('ours-1-thread'), side('ours-all-threads'), side('theirs')
+    mine, one, every, theirs, again = side('ours'), side('ours-1-thread'), side('ours-all-threads'), side('theirs'), side(AGAIN)
     total = lambda r: r['seconds'] + r['setup_seconds']
     row = dict(ours_seconds=spread([r['seconds'] for r in mine]), ours_steps=mine[0]['steps'],
                ours_setup=spread([r['setup_seconds'] for r in mine]), threads=mine[0]['threads'], kernel=mine[0]['kernel'],
                one_thread_seconds=spread([r['seconds'] for r in one]), all_threads_seconds=spread([r['seconds'] for r in every]),
                default_vs_best=spread([total(o) / min(total(a), total(b)) for o, a, b in zip(mine, one, every)]))
+    if again: row.update(one_thread_again=spread([total(b) / total(a) for a, b in zip(one, again)]))  # the same run twice
     if theirs:
         row.update(theirs_seconds=spread([r['seconds'] for r in theirs]), theirs_steps=theirs[0]['steps'],
                    theirs_setup=spread([r['setup_seconds'] for r in theirs]),
@@ -208,8 +211,8 @@ def main():
     report['machine']['load_average_end'] = os.getloadavg()
     report['summary'] = {c: {d: summarise(report, c, d) for d in args.sizes} for c in conditions}
     print()
-    print("| machine | run | authors' JAX | ours | ours / theirs (time) | ours / best of 1 and all threads |")
-    print('|---|---|---|---|---|---|')
+    print("| machine | run | authors' JAX | ours | ours / theirs (time) | ours / best of 1 and all threads | one thread: second run / first |")
+    print('|---|---|---|---|---|---|---|')
     for condition in conditions:
         for d, row in report['summary'][condition].items():
             s = report['settings'][d]
@@ -220,8 +223,10 @@ def main():
             else: theirs, ratio = 'not run', ''
             best = row['default_vs_best']
             where = condition if condition == 'quiet' else f"{args.busy} busy processes"
+            again = row.get('one_thread_again')
             print(f"| {where} | d={d}, r={s['rank']}, {100 * s['observed']:g}%, lr {s['lr']:g} | {theirs} | {ours} | {ratio} | "
-                  f"{best['median']:.2f} ({best['min']:.2f}-{best['max']:.2f}) |")
+                  f"{best['median']:.2f} ({best['min']:.2f}-{best['max']:.2f}) | "
+                  + (f"{again['median']:.2f} ({again['min']:.2f}-{again['max']:.2f}) |" if again else '|'))
     if not args.peer_src:
         print("\nThe authors' code was not run. To time it beside ours: git clone https://github.com/cjyaras/law-of-parsimony, "
               "make a Python with jax, optax and tqdm (python -m venv jaxvenv && jaxvenv/bin/pip install jax optax tqdm), and rerun with "
