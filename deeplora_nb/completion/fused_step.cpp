@@ -101,7 +101,8 @@ struct RowOps {
 // The sums of G vectors' lanes at once, G = the lanes of a 64-byte vector: lane q of the result is the sum of p[q]'s
 // lanes. Each level adds neighbouring blocks of B lanes of two vectors into one (two shuffles and an add), so G sums
 // take G - 1 adds instead of G horizontal sums.
-template <typename T, int B, int... Q>  // one level: block m of the sum is blocks 2(m / 2) and 2(m / 2) + 1 of x (m even) or y
+// One level: block m of the sum is blocks 2(m / 2) and 2(m / 2) + 1 of x (m even) or of y (m odd), added.
+template <typename T, int B, int... Q>
 static inline typename Vec<T, 64>::type pair_sum(typename Vec<T, 64>::type x, typename Vec<T, 64>::type y,
                                                  std::integer_sequence<int, Q...>) {
   constexpr int G = sizeof...(Q);
@@ -179,7 +180,7 @@ static inline int64_t sweep_groups(int64_t begin, int64_t end, const int32_t* co
       if (scatter) row_axpy<T, WIDTH>(g[q], a, scatter + (int64_t)col[e + q] * WIDTH, WIDTH);
     }
   }
-  for (int q = 0; q < 8; q++) *loss += loss_lanes[q];
+  for (int q = 0; q < 64 / (int)sizeof(double); q++) *loss += loss_lanes[q];
   return e;
 }
 
