@@ -355,6 +355,11 @@ static double pass(int64_t m, int64_t n, int64_t w_, const int64_t* crow, const 
   return loss;
 }
 
+// The widths compiled as constants, for `run` and `pass` alike: 2k for the rank bounds k = 1..10 and 16. Any other
+// width runs the loops written for any width, ~3x slower.
+#define DEEPLORA_COMPILED_WIDTHS(CASE) CASE(2) CASE(4) CASE(6) CASE(8) CASE(10) CASE(12) CASE(14) CASE(16) CASE(18) \
+                                       CASE(20) CASE(32)
+
 #define DEEPLORA_ARGS m, n, w, L, crow, col, y, left, cores, right, scale, lr, lr_outer, max_steps, tol, blowup, \
                       losses, status, parts, threads
 #define DEEPLORA_WIDTH(W) case W: return run<T, W>(DEEPLORA_ARGS);
@@ -362,9 +367,8 @@ template <typename T>
 static int64_t dispatch(int64_t m, int64_t n, int64_t w, int64_t L, const int64_t* crow, const int32_t* col, const T* y,
                         T* left, T* cores, T* right, double scale, double lr, double lr_outer, int64_t max_steps,
                         double tol, double blowup, double* losses, int64_t* status, int parts, int threads) {
-  switch (w) {  // the widths 2k of rank bounds k = 1..10 and 16; any other width runs ~3x slower
-    DEEPLORA_WIDTH(2) DEEPLORA_WIDTH(4) DEEPLORA_WIDTH(6) DEEPLORA_WIDTH(8) DEEPLORA_WIDTH(10) DEEPLORA_WIDTH(12)
-    DEEPLORA_WIDTH(14) DEEPLORA_WIDTH(16) DEEPLORA_WIDTH(18) DEEPLORA_WIDTH(20) DEEPLORA_WIDTH(32)
+  switch (w) {
+    DEEPLORA_COMPILED_WIDTHS(DEEPLORA_WIDTH)
     default: return run<T, 0>(DEEPLORA_ARGS);
   }
 }
@@ -384,9 +388,7 @@ template <typename T>
 static double dispatch_pass(int64_t m, int64_t n, int64_t w, const int64_t* crow, const int32_t* col, const T* y,
                             const T* left, const T* M, const T* right, double scale, T* GR, T* K, T* scatter) {
   switch (w) {
-    DEEPLORA_PASS_WIDTH(2) DEEPLORA_PASS_WIDTH(4) DEEPLORA_PASS_WIDTH(6) DEEPLORA_PASS_WIDTH(8) DEEPLORA_PASS_WIDTH(10)
-    DEEPLORA_PASS_WIDTH(12) DEEPLORA_PASS_WIDTH(14) DEEPLORA_PASS_WIDTH(16) DEEPLORA_PASS_WIDTH(18)
-    DEEPLORA_PASS_WIDTH(20) DEEPLORA_PASS_WIDTH(32)
+    DEEPLORA_COMPILED_WIDTHS(DEEPLORA_PASS_WIDTH)
     default: return pass<T, 0>(DEEPLORA_PASS_ARGS);
   }
 }
