@@ -16,8 +16,9 @@ With --busy N everything runs twice: on the machine as it is ('quiet'), then wit
 for the duration ('busy'), and the table gives the ratios of both. Ours also runs on one thread and on all threads
 (fixed), so that the default (which picks between them as it runs) is compared with the better of the two in the
 same conditions; and one thread runs a second time, next to the first, so that the spread of one configuration run
-twice in those conditions (the noise floor of that comparison) is measured too. --pause-pids stops the processes listed in FILE (SIGSTOP) while the benchmark runs, and resumes
-them after, so that background jobs do not make the 'quiet' runs busy.
+twice in those conditions (the noise floor of that comparison) is measured too. --pause-pids stops the processes
+listed in FILE (SIGSTOP) while the benchmark runs, and resumes them after, so that background jobs do not make the
+'quiet' runs busy.
 
 Times: 'seconds' is each side's own training clock (ours: `CompletionResult.seconds`; theirs: the last entry of
 their `time` list, which includes the JIT compilation of their loop); 'setup' is building the compressed network

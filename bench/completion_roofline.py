@@ -8,7 +8,8 @@ then the fused kernel's step at the paper's setting (d = 1000, r = 5, 20% observ
 and on all. The work of one step is counted from the problem's sizes (below); the fraction of each peak the step
 reaches says which limit, if any, it is near. Last, on one thread, where a step's time goes: one pass of the kernel
 over the entries as a step makes it (residuals, G right and G^T A), the same pass without G^T A (its read-modify-write
-of a row per entry), and the rest of the step (the step's time less the pass: the cores and the factor updates), each timed from the same state, alternated, the best of five rounds.
+of a row per entry), and the rest of the step (the step's time less the pass: the cores and the factor updates),
+each timed from the same state, alternated, the best of five rounds.
 
 Work per step, for nnz observed entries, an m x n matrix, width w (the kernel's loops, fused_step.cpp):
   flops: per entry 6w (the residual's dot product, G right and G^T A); per row 6w^2 (left M, left^T G right, the
@@ -16,10 +17,10 @@ Work per step, for nnz observed entries, an m x n matrix, width w (the kernel's 
   bytes that must come from memory (right, scatter and the cores stay in cache at this size): per entry 12 (column
   index, value); per row 8 w x 4 (left and G right, each read and written) + 8 (row pointer): 12 nnz + (32w + 8) m.
 """
-import argparse, json, os, time
+import argparse, json, math, os, time
 import torch
 from deeplora_nb.completion import CompletionProblem, train_completion
-from deeplora_nb.completion.kernels import ObservedPattern, fused_kernel
+from deeplora_nb.completion.kernels import FusedChain, _pass_over_entries, fused_kernel
 
 
 def best_of(fn, repeats=5) -> float:
@@ -49,28 +50,23 @@ def breakdown(problem, w: int, depth: int = 3, repeats: int = 200, rounds: int =
     """Seconds of a whole step and of one pass over the entries with and without G^T A, on one thread: `repeats` of
     each, alternated for `rounds` rounds from the same state, the best round of each (the machine's speed drifts)."""
     torch.set_num_threads(1)
-    (m, n), pattern = problem.shape, ObservedPattern(problem.rows, problem.cols, problem.shape)
-    crow, col, values = pattern.crow.long(), pattern.col_index.to(torch.int32), problem.values.contiguous()
-    g = torch.Generator().manual_seed(0)
-    left, right = (torch.randn(k, w, dtype=torch.float64, generator=g) / w ** 0.5 for k in (m, n))
-    cores = torch.eye(w, dtype=torch.float64).repeat(depth - 2, 1, 1)
+    (m, n), g = problem.shape, torch.Generator().manual_seed(0)
+    right, left = (torch.randn(k, w, dtype=torch.float64, generator=g) / w ** 0.5 for k in (n, m))
+    cores = [torch.eye(w, dtype=torch.float64) for _ in range(depth - 2)]
+    chain = FusedChain(right, cores, left, problem, 1.0 / problem.num_observed, 1.0, 0.01, fused_kernel(), parts=1)
+    state = (chain.right, chain.stacked, chain.left)  # what a step changes in place
+    start = [t.clone() for t in state]
     GR, K, scatter = torch.empty(m, w, dtype=torch.float64), torch.empty(w, w, dtype=torch.float64), torch.empty(n, w, dtype=torch.float64)
-    losses, status, scale = torch.empty(repeats, dtype=torch.float64), torch.zeros(1, dtype=torch.int64), 1.0 / problem.num_observed
-    kernel, M = fused_kernel(), torch.eye(w, dtype=torch.float64)
-    def steps():
-        l, c, r = left.clone(), cores.clone(), right.clone()  # the same state every round
-        taken = kernel.fused_gd_float64(m, n, w, depth - 2, crow.data_ptr(), col.data_ptr(), values.data_ptr(), l.data_ptr(),
-                                        c.data_ptr(), r.data_ptr(), scale, 1.0, 0.01, repeats, 0.0, float('inf'),
-                                        losses.data_ptr(), status.data_ptr(), 1, 1)
-        assert taken == repeats, (taken, int(status[0]))
+    M = torch.eye(w, dtype=torch.float64)
+    def steps(): assert chain._call(repeats, 1, 0.0, math.inf)[0] == repeats
     def passes(out):
-        for _ in range(repeats):
-            kernel.fused_pass_float64(m, n, w, crow.data_ptr(), col.data_ptr(), values.data_ptr(), left.data_ptr(),
-                                      M.data_ptr(), right.data_ptr(), scale, GR.data_ptr(), K.data_ptr(), out)
-    timed = dict(step=lambda: steps(), pass_over_entries=lambda: passes(scatter.data_ptr()), pass_without_scatter=lambda: passes(None))
-    best = dict.fromkeys(timed, float('inf'))
+        for _ in range(repeats): _pass_over_entries(chain, M, GR, K, out)
+    timed = dict(step=steps, pass_over_entries=lambda: passes(scatter), pass_without_scatter=lambda: passes(None))
+    best = dict.fromkeys(timed, math.inf)
     for _ in range(rounds):
-        for name, fn in timed.items(): best[name] = min(best[name], best_of(fn, 1))
+        for name, fn in timed.items():
+            for t, s in zip(state, start): t.copy_(s)  # every timing from the same state
+            best[name] = min(best[name], best_of(fn, 1))
     seconds = {name: t / repeats for name, t in best.items()}
     return dict(seconds, rest_of_step=seconds['step'] - seconds['pass_over_entries'],
                 ns_per_entry=seconds['pass_over_entries'] / problem.num_observed * 1e9)
